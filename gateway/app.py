@@ -1,0 +1,114 @@
+"""The HTTP application: the hot path (plain ASGI) in front, FastAPI for everything else.
+
+FastAPI serves /health, /v1/models and the error pages, and runs start-up and shutdown; requests
+to the two proxy routes skip its routing and validation entirely.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException
+
+from gateway.cooldown import make_store
+from gateway.edge import Edge, respond
+from gateway.router import Router
+from gateway.settings import Config
+from gateway.upstream import Upstream
+from gateway.wire import error_body
+
+_CREATED = int(time.time())
+
+
+def _json(status: int, body: bytes, headers: dict[str, str] | None = None) -> Response:
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+class Gateway:
+    """The ASGI callable uvicorn serves."""
+
+    def __init__(self, config: Config, redis_url: str | None = None) -> None:
+        self.config = config
+        self.store = make_store(redis_url)
+        self.upstream = Upstream(config.timeouts)
+        self.router = Router(config, self.store, self.upstream)
+        edge = Edge(self.router, config.limits.max_body_bytes)
+        self._hot = {
+            "/v1/chat/completions": edge.chat,
+            "/chat/completions": edge.chat,
+            "/v1/embeddings": edge.embeddings,
+            "/embeddings": edge.embeddings,
+        }
+        self.api = self._build_api()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and (handler := self._hot.get(scope["path"])) is not None:
+            if scope["method"] == "POST":
+                return await handler(scope, receive, send)
+            body = error_body(405, f"Method {scope['method']} is not allowed on {scope['path']}; use POST.")
+            return await respond(send, 405, body, [(b"allow", b"POST")])
+        await self.api(scope, receive, send)
+
+    @asynccontextmanager
+    async def _lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
+        await self.upstream.start()
+        await self.store.start()
+        try:
+            yield
+        finally:
+            await self.store.close()
+            await self.upstream.close()
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        providers = self.router.health()
+        serving = [p["name"] for p in providers if p["state"] == "available"]
+        status = "ok" if len(serving) == len(providers) else "degraded" if serving else "unavailable"
+        # 200 while the gateway can serve at all, so orchestrators do not restart a useful replica.
+        code = 200 if serving else 503
+        return code, {"status": status, "serving": serving, "providers": providers, "store": self.store.status()}
+
+    def _build_api(self) -> FastAPI:
+        api = FastAPI(title="LLM fallback gateway", lifespan=self._lifespan, docs_url=None, redoc_url=None)
+
+        @api.get("/health")
+        async def health() -> Response:
+            code, report = self.health()
+            return _json(code, orjson.dumps(report))
+
+        @api.get("/v1/models")
+        async def models() -> Response:
+            data = [_model(name) for name in self.router.models()]
+            return _json(200, orjson.dumps({"object": "list", "data": data}))
+
+        @api.get("/v1/models/{model:path}")
+        async def model(model: str) -> Response:
+            if model not in self.router.models():
+                message = f"The model '{model}' does not exist or no configured provider serves it."
+                return _json(404, error_body(404, message, param="model", code="model_not_found"))
+            return _json(200, orjson.dumps(_model(model)))
+
+        @api.exception_handler(HTTPException)
+        async def http_error(_request: Request, exc: HTTPException) -> Response:
+            message = "Not found." if exc.status_code == 404 else str(exc.detail)
+            return _json(exc.status_code, error_body(exc.status_code, message), getattr(exc, "headers", None))
+
+        @api.exception_handler(RequestValidationError)
+        async def invalid(_request: Request, exc: RequestValidationError) -> Response:
+            return _json(400, error_body(400, f"Invalid request: {exc.errors()[0]['msg']}"))
+
+        @api.exception_handler(Exception)
+        async def crashed(_request: Request, _exc: Exception) -> Response:
+            return _json(500, error_body(500, "The gateway failed unexpectedly; see its log."))
+
+        return api
+
+
+def _model(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": _CREATED, "owned_by": "gateway"}

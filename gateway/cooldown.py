@@ -1,0 +1,277 @@
+"""The cooldown store: which provider is benched, why, and until when. The only module that uses redis.
+
+Contract: `get` reads a local view and never does I/O, so the hot path pays no Redis round trip;
+`set` and `clear` update the local view at once and write through to Redis in the background.
+With Redis, a sync task polls a version counter every `poll_s` and reloads the view when another
+replica changed it, so a provider benched anywhere is skipped everywhere within about 50 ms.
+
+Redis layout (prefix `gateway:` by default): `cooldown:<key>` holds the JSON value with
+TTL = cooldown; the set `cooldown-keys` indexes them (no SCAN over a shared keyspace); the counter
+`cooldown-version` is bumped on every change.
+
+Redis must never slow or fail a request: every call has a short timeout and no client-side
+retries; after `max_errors` failures in a row the store stops asking for a while (growing) and
+serves from its local view; when Redis answers again, cooldowns set meanwhile are pushed back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+log = logging.getLogger("gateway.cooldown")
+
+
+@dataclass(frozen=True, slots=True)
+class Cooldown:
+    reason: str  # a FailureClass value
+    detail: str  # short, redacted
+    since: float  # epoch seconds
+    until: float  # epoch seconds
+
+    def remaining(self, now: float) -> float:
+        return max(0.0, self.until - now)
+
+
+class LocalStore:
+    """In-process cooldowns: the whole store without Redis, and the local view with it."""
+
+    backend = "memory"
+
+    def __init__(self) -> None:
+        self._view: dict[str, Cooldown] = {}
+
+    def get(self, key: str, now: float) -> Cooldown | None:
+        cooldown = self._view.get(key)
+        if cooldown is None or cooldown.until > now:
+            return cooldown
+        del self._view[key]
+        return None
+
+    def active(self, now: float) -> dict[str, Cooldown]:
+        return {key: cd for key, cd in self._view.items() if cd.until > now}
+
+    def set(self, key: str, cooldown: Cooldown) -> None:
+        self._view[key] = cooldown
+
+    def clear(self, key: str) -> None:
+        self._view.pop(key, None)
+
+    def status(self) -> dict[str, Any]:
+        return {"backend": self.backend, "state": "ok"}
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+
+class RedisStore(LocalStore):
+    backend = "redis"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "gateway:",
+        timeout_s: float = 0.05,
+        poll_s: float = 0.05,
+        max_errors: int = 3,
+        resync_s: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self._url = url
+        self._timeout_s = timeout_s
+        self._poll_s = poll_s
+        self._max_errors = max_errors
+        self._resync_s = resync_s
+        self._key_prefix = f"{prefix}cooldown:"
+        self._index = f"{prefix}cooldown-keys"
+        self._version_key = f"{prefix}cooldown-version"
+        self._redis: Redis | None = None
+        self._sync_task: asyncio.Task[None] | None = None
+        self._writes: set[asyncio.Task[None]] = set()
+        self._errors = 0
+        self._paused_until = 0.0
+        self._pause_s = 1.0
+        self._state = "starting"
+        self._last_error = ""
+        self._seen_version: bytes | None = None
+        self._unsynced: set[str] = set()  # keys changed locally that Redis has not confirmed
+
+    # -- the contract -------------------------------------------------------------------------
+
+    def set(self, key: str, cooldown: Cooldown) -> None:
+        super().set(key, cooldown)
+        self._write_behind(key, self._push(key, cooldown))
+
+    def clear(self, key: str) -> None:
+        super().clear(key)
+        self._write_behind(key, self._delete(key))
+
+    def status(self) -> dict[str, Any]:
+        status: dict[str, Any] = {"backend": self.backend, "state": self._state, "url": _safe_url(self._url)}
+        if self._state != "ok" and self._last_error:
+            status["last_error"] = self._last_error
+        return status
+
+    async def start(self) -> None:
+        # Connecting is lazy: a gateway started while Redis is down starts and serves locally.
+        self._redis = Redis.from_url(
+            self._url,
+            socket_timeout=self._timeout_s,
+            socket_connect_timeout=self._timeout_s,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=0,
+        )
+        self._sync_task = asyncio.create_task(self._sync_forever(), name="cooldown-sync")
+
+    async def close(self) -> None:
+        tasks = [t for t in (self._sync_task, *self._writes) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._redis is not None:
+            with contextlib.suppress(Exception):
+                await self._redis.aclose()
+
+    # -- Redis, every call bounded ------------------------------------------------------------
+
+    async def _call(self, make_call: Any) -> Any:
+        """Run one Redis call under a hard deadline; None when Redis is paused or failing."""
+        if self._redis is None or time.monotonic() < self._paused_until:
+            return None
+        try:
+            # Belt and braces: redis-py's socket timeout does not cover every path (e.g. DNS).
+            async with asyncio.timeout(self._timeout_s * 2):
+                result = await make_call(self._redis)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._failed(exc)
+            return None
+        if self._state != "ok":
+            recovered = self._state == "down"
+            self._state, self._errors, self._pause_s = "ok", 0, 1.0
+            if recovered:
+                log.warning("redis is back; resyncing cooldowns")
+                await self._push_local_view()
+        self._errors = 0
+        return result
+
+    def _failed(self, exc: Exception) -> None:
+        self._errors += 1
+        self._last_error = f"{type(exc).__name__}: {exc}"[:200]
+        if self._errors >= self._max_errors or self._state == "starting":
+            if self._state != "down":
+                log.warning("redis unavailable (%s); using the local view", self._last_error)
+            self._state = "down"
+            self._paused_until = time.monotonic() + self._pause_s
+            self._pause_s = min(self._pause_s * 2, 30.0)
+
+    def _write_behind(self, key: str, write: Any) -> None:
+        self._unsynced.add(key)
+        task = asyncio.get_running_loop().create_task(write)
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def _push(self, key: str, cooldown: Cooldown, *, only_if_absent: bool = False) -> None:
+        ttl_ms = int((cooldown.until - time.time()) * 1000)
+        if ttl_ms <= 0:
+            self._unsynced.discard(key)
+            return
+        value = orjson.dumps(asdict(cooldown))
+
+        async def call(redis: Redis) -> Any:
+            async with redis.pipeline(transaction=True) as pipe:
+                pipe.set(self._key_prefix + key, value, px=ttl_ms, nx=only_if_absent)
+                pipe.sadd(self._index, key)
+                pipe.incr(self._version_key)
+                return await pipe.execute()
+
+        if await self._call(call) is not None:
+            self._unsynced.discard(key)
+
+    async def _delete(self, key: str) -> None:
+        async def call(redis: Redis) -> Any:
+            async with redis.pipeline(transaction=True) as pipe:
+                pipe.delete(self._key_prefix + key)
+                pipe.srem(self._index, key)
+                pipe.incr(self._version_key)
+                return await pipe.execute()
+
+        if await self._call(call) is not None:
+            self._unsynced.discard(key)
+
+    async def _push_local_view(self) -> None:
+        """After an outage Redis may have restarted empty: give back what this replica knows."""
+        now = time.time()
+        for key, cooldown in self.active(now).items():
+            await self._push(key, cooldown, only_if_absent=key not in self._unsynced)
+
+    async def _sync_forever(self) -> None:
+        last_full = 0.0
+        while True:
+            version = await self._call(lambda r: r.get(self._version_key))
+            now = time.monotonic()
+            if self._state == "ok" and (version != self._seen_version or now - last_full >= self._resync_s):
+                if await self._reload(version):
+                    last_full = now
+            await asyncio.sleep(max(self._poll_s, self._paused_until - time.monotonic()))
+
+    async def _reload(self, version: bytes | None) -> bool:
+        keys = await self._call(lambda r: r.smembers(self._index))
+        if keys is None:
+            return False
+        names = sorted(k.decode() for k in keys)
+
+        async def fetch(redis: Redis) -> Any:
+            async with redis.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.get(self._key_prefix + name)
+                    pipe.pttl(self._key_prefix + name)
+                return await pipe.execute()
+
+        replies = await self._call(fetch) if names else []
+        if replies is None:
+            return False
+        now = time.time()
+        view: dict[str, Cooldown] = {}
+        expired: list[str] = []
+        for name, raw, ttl_ms in zip(names, replies[0::2], replies[1::2], strict=True):
+            if raw is None or ttl_ms is None or ttl_ms <= 0:
+                expired.append(name)
+                continue
+            doc = orjson.loads(raw)
+            # The TTL is the truth; local `until` from it is immune to clock skew between replicas.
+            view[name] = Cooldown(doc["reason"], doc["detail"], doc["since"], now + ttl_ms / 1000)
+        for key in self._unsynced:  # local changes not yet written win over what Redis had
+            if key in self._view:
+                view[key] = self._view[key]
+            else:
+                view.pop(key, None)
+        self._view = view
+        self._seen_version = version
+        if expired:
+            await self._call(lambda r: r.srem(self._index, *expired))
+        return True
+
+
+def _safe_url(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
+
+
+def make_store(redis_url: str | None) -> LocalStore:
+    return RedisStore(redis_url) if redis_url else LocalStore()

@@ -1,0 +1,47 @@
+"""Gemini's OpenAI-compatible endpoint: Google RPC errors, often wrapped in a JSON list.
+
+Quota and rate limit share 429 RESOURCE_EXHAUSTED; only `QuotaFailure` (which quota) and
+`RetryInfo` (how long) in `details` tell them apart.
+"""
+
+from __future__ import annotations
+
+from gateway import retry_after
+from gateway.errors import UpstreamError
+from gateway.providers.dialect import Dialect
+
+_RPC = "type.googleapis.com/google.rpc."
+
+
+def _detail(err: UpstreamError, kind: str) -> dict:
+    return next((d for d in err.details if d.get("@type") == _RPC + kind), {})
+
+
+class Gemini(Dialect):
+    flavor = "gemini"
+
+    def is_auth(self, err: UpstreamError) -> bool:
+        if super().is_auth(err):
+            return True
+        # A bad key is a 400 INVALID_ARGUMENT with reason API_KEY_INVALID, not a caller fault.
+        if _detail(err, "ErrorInfo").get("reason") == "API_KEY_INVALID" or "API key not valid" in err.message:
+            return True
+        # 400 FAILED_PRECONDITION: the free tier is not offered where this gateway runs.
+        return err.rpc_status in ("PERMISSION_DENIED", "UNAUTHENTICATED", "FAILED_PRECONDITION")
+
+    def is_quota(self, err: UpstreamError) -> bool:
+        if err.status == 402:  # prepaid credit depleted
+            return True
+        if err.rpc_status != "RESOURCE_EXHAUSTED":
+            return False
+        violations = _detail(err, "QuotaFailure").get("violations") or []
+        for violation in violations:
+            # A per-day quota lasts until the day turns; a quota of 0 means no access on this tier.
+            if "PerDay" in str(violation.get("quotaId", "")) or str(violation.get("quotaValue")) == "0":
+                return True
+        return "limit: 0," in err.message
+
+    def rate_limit_hint(self, err: UpstreamError) -> float | None:
+        delay = _detail(err, "RetryInfo").get("retryDelay")
+        hint = retry_after.parse_go_duration(delay) if isinstance(delay, str) else None
+        return hint if hint is not None else super().rate_limit_hint(err)

@@ -1,0 +1,31 @@
+"""Groq: no quota code; the daily budget shows up as a rate limit with a long wait."""
+
+from __future__ import annotations
+
+from gateway import retry_after
+from gateway.errors import UpstreamError
+from gateway.providers.dialect import Dialect
+
+
+class Groq(Dialect):
+    flavor = "groq"
+    supports_embeddings = False  # Groq has no /embeddings endpoint
+
+    def is_quota(self, err: UpstreamError) -> bool:
+        # A restricted organisation serves nothing until support acts (a 400, not a caller fault).
+        if super().is_quota(err) or err.code == "organization_restricted":
+            return True
+        # Free-tier daily budgets (RPD/TPD) are sent as 429 rate_limit_exceeded.
+        return err.status == 429 and " per day " in err.message
+
+    def quota_hint(self, err: UpstreamError) -> float | None:
+        # The daily window's reset is real and known: Groq sends it as retry-after.
+        return retry_after.from_headers(err.headers)
+
+    def is_rate_limit(self, err: UpstreamError) -> bool:
+        # Groq answers 413 when one request exceeds the tier's tokens-per-minute budget.
+        return err.status == 429 or (err.status == 413 and "Request too large" in err.message)
+
+    def is_transient(self, err: UpstreamError) -> bool:
+        # 498: flex tier capacity exceeded, passes like a 503.
+        return super().is_transient(err) or err.status == 498

@@ -1,0 +1,15 @@
+"""Ollama: no keys; a full queue is a 503 that passes like a rate limit."""
+
+from __future__ import annotations
+
+from gateway.errors import UpstreamError
+from gateway.providers.dialect import Dialect
+
+
+class Ollama(Dialect):
+    flavor = "ollama"
+    requires_key = False  # any bearer token is accepted and ignored
+
+    def is_rate_limit(self, err: UpstreamError) -> bool:
+        # "server busy, please try again.  maximum pending requests exceeded"
+        return super().is_rate_limit(err) or (err.status == 503 and err.message.startswith("server busy"))

@@ -1,0 +1,126 @@
+"""Typed configuration, validated once at start-up.
+
+`providers.yaml` is parsed into frozen models; unknown keys are errors, and every error names the
+file and the offending key. Secrets are never in the file: a provider names the environment
+variable that holds its key, and a provider whose variable is unset is not a boot failure (it is
+shown as `misconfigured` and skipped).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+Flavor = Literal["openai", "groq", "gemini", "deepseek", "ollama"]
+DEFAULT_CONFIG = "providers.yaml"
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")  # ${NAME} or ${NAME:-default}
+
+
+class ConfigError(Exception):
+    """The configuration file is missing, unreadable or invalid; the message says where."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProviderConfig(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    flavor: Flavor
+    base_url: str
+    api_key_env: str | None = None
+    models: dict[str, str] = Field(min_length=1)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        value = _ENV_REF.sub(lambda m: os.environ.get(m.group(1)) or m.group(2) or "", value)
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _key_env_required(self) -> ProviderConfig:
+        # Ollama ignores keys; every other flavor needs one, so forgetting it is a config error.
+        if self.api_key_env is None and self.flavor != "ollama":
+            raise ValueError(f"api_key_env is required for flavor {self.flavor!r}")
+        return self
+
+
+class Cooldowns(_Strict):
+    quota_s: float = Field(3600, gt=0)
+    rate_limit_s: float = Field(10, gt=0)
+    auth_s: float = Field(3600, gt=0)
+    transient_s: float = Field(30, gt=0)
+    # How many transient failures in a row open the circuit breaker.
+    transient_failures: int = Field(3, ge=1)
+
+
+class Timeouts(_Strict):
+    connect_s: float = Field(5, gt=0)
+    total_s: float = Field(120, gt=0)
+
+
+class Limits(_Strict):
+    max_body_bytes: int = Field(32 * 1024 * 1024, gt=0)
+
+
+class Config(_Strict):
+    providers: list[ProviderConfig] = Field(min_length=1)
+    cooldowns: Cooldowns = Cooldowns()
+    timeouts: Timeouts = Timeouts()
+    limits: Limits = Limits()
+
+    @field_validator("providers")
+    @classmethod
+    def _unique_names(cls, providers: list[ProviderConfig]) -> list[ProviderConfig]:
+        seen: set[str] = set()
+        for provider in providers:
+            if provider.name in seen:
+                raise ValueError(f"duplicate provider name {provider.name!r}")
+            seen.add(provider.name)
+        return providers
+
+    def api_key(self, provider: ProviderConfig) -> str | None:
+        """The provider's key from the environment; None when it needs one and none is set."""
+        if provider.api_key_env is None:
+            return ""
+        return os.environ.get(provider.api_key_env) or None
+
+
+def _where(loc: tuple) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts) or "(top level)"
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate the config file; raise ConfigError naming the file and key on failure."""
+    file = Path(path)
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: expected a mapping with a 'providers' list at the top level")
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            message = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                message = "unknown key"
+            lines.append(f"{file}: {_where(err['loc'])}: {message}")
+        raise ConfigError("\n".join(lines)) from exc

@@ -1,0 +1,237 @@
+"""The one OpenAI-compatible HTTP path to every provider. The only module that uses aiohttp.
+
+Every aiohttp and socket exception is mapped to a classified `ProviderFailed` here, at this
+boundary. One pooled session serves all providers. A deadline of `total_s` covers an attempt up
+to its first real byte: the whole body for a plain request, the first data event for a stream
+(keep-alive blank lines and SSE comments do not count). After a stream is committed the same
+deadline bounds the gap between data events, so a stalled stream ends instead of hanging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+
+from gateway.errors import CallerFault, Failure, FailureClass, ProviderFailed, classify, parse_error
+from gateway.providers import Dialect
+from gateway.settings import ProviderConfig, Timeouts
+
+_MAX_ERROR_BODY = 64 * 1024
+_DATA, _DONE, _ERROR, _OTHER = range(4)
+
+
+@dataclass(slots=True)
+class Provider:
+    """A configured provider, ready to call."""
+
+    config: ProviderConfig
+    dialect: Dialect
+    key: str | None  # None: the key variable is unset, the provider is misconfigured
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def headers(self) -> dict[str, str]:
+        headers = {"content-type": "application/json", "accept-encoding": "identity"}
+        if self.key:
+            headers["authorization"] = f"Bearer {self.key}"
+        return headers
+
+
+def _transient(detail: str, *, reset: bool = False) -> ProviderFailed:
+    return ProviderFailed(Failure(FailureClass.TRANSIENT, detail, reset_before_first_byte=reset))
+
+
+def _event_kind(event: bytes) -> int:
+    if not event.startswith(b"data:"):
+        return _OTHER  # comments (`: keep-alive`), `event:`/`id:` lines, blank keep-alives
+    payload = event[5:].strip()
+    if payload == b"[DONE]":
+        return _DONE
+    # A bare substring test first: parsing every chunk would cost more than the relay itself.
+    if b'"error"' in payload:
+        try:
+            doc = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return _DATA
+        if isinstance(doc, dict) and "error" in doc:
+            return _ERROR
+    return _DATA
+
+
+def _in_band_failure(provider: Provider, event: bytes, headers: Any) -> ProviderFailed | CallerFault:
+    payload = event[5:].strip()
+    code = orjson.loads(payload)["error"]
+    status = code.get("code") if isinstance(code, dict) else None
+    # Google-style errors carry their HTTP status as `code`; OpenAI's in-band errors are 5xx.
+    status = status if isinstance(status, int) and 400 <= status <= 599 else 500
+    err = parse_error(status, headers, payload)
+    failure = classify(provider.dialect, err)
+    if failure.kind is FailureClass.CALLER:
+        return CallerFault(status, payload, failure)
+    return ProviderFailed(failure)
+
+
+class Stream:
+    """A committed upstream stream: its first data event is already read and proven good."""
+
+    def __init__(
+        self, provider: Provider, response: aiohttp.ClientResponse, first: bytes, rest: bytes, total_s: float
+    ) -> None:
+        self._provider = provider
+        self._response = response
+        self.first = first
+        self._rest = rest
+        self._total_s = total_s
+
+    async def events(self) -> AsyncIterator[bytes]:
+        """Yield blocks of complete SSE events as they come; raise ProviderFailed if the stream breaks.
+
+        The last block on success ends with `data: [DONE]`; on failure nothing after the last good
+        event is yielded (an upstream error event included), so the caller ends the stream with its
+        own error event instead.
+        """
+        buffer, self._rest = self._rest, b""
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(loop.time() + self._total_s) as deadline:
+                while True:
+                    end = buffer.rfind(b"\n\n")
+                    if end >= 0:
+                        complete, buffer = buffer[: end + 2], buffer[end + 2 :]
+                        good, outcome = self._scan(complete, deadline, loop)
+                        if good:
+                            yield good
+                        if outcome is not None:
+                            if outcome is _DONE:
+                                return
+                            raise outcome
+                    chunk = await self._response.content.readany()
+                    if not chunk:
+                        raise _transient("stream ended without [DONE]")
+                    buffer += chunk.replace(b"\r\n", b"\n") if b"\r" in chunk else chunk
+        except TimeoutError as exc:
+            raise _transient(f"stream stalled for more than {self._total_s:g} s") from exc
+        except aiohttp.ClientError as exc:
+            raise _transient(f"stream broken: {type(exc).__name__}") from exc
+        finally:
+            self.close()
+
+    def _scan(self, complete: bytes, deadline: asyncio.Timeout, loop: asyncio.AbstractEventLoop) -> tuple[bytes, Any]:
+        """The good prefix of a run of complete events, and _DONE, a failure, or None to go on."""
+        events = complete.split(b"\n\n")
+        for index, event in enumerate(events):
+            kind = _event_kind(event.lstrip(b"\n"))
+            if kind == _DATA:
+                deadline.reschedule(loop.time() + self._total_s)
+            elif kind == _DONE:
+                return b"\n\n".join(events[: index + 1]) + b"\n\n", _DONE
+            elif kind == _ERROR:
+                failure = _in_band_failure(self._provider, event.lstrip(b"\n"), self._response.headers)
+                if isinstance(failure, CallerFault):  # too late to relay a status: it ends the stream
+                    failure = ProviderFailed(failure.failure)
+                good = b"\n\n".join(events[:index])
+                return (good + b"\n\n" if good else b""), failure
+        return complete, None
+
+    def close(self) -> None:
+        # Closing (not releasing) drops the connection, so the upstream stops generating and billing.
+        self._response.close()
+
+
+class Upstream:
+    def __init__(self, timeouts: Timeouts) -> None:
+        self._timeouts = timeouts
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
+        timeout = aiohttp.ClientTimeout(total=None, connect=self._timeouts.connect_s)
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=timeout, auto_decompress=False, skip_auto_headers=("User-Agent",)
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def _post(self, provider: Provider, path: str, body: bytes) -> aiohttp.ClientResponse:
+        assert self._session is not None, "Upstream.start() was not awaited"
+        try:
+            return await self._session.post(provider.config.base_url + path, data=body, headers=provider.headers())
+        except aiohttp.ClientConnectorError as exc:
+            raise _transient(f"cannot connect: {exc.os_error.strerror or type(exc.os_error).__name__}") from exc
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            raise _transient(f"connection reset before any byte: {type(exc).__name__}", reset=True) from exc
+        except aiohttp.ClientError as exc:
+            raise _transient(f"request failed: {type(exc).__name__}") from exc
+
+    async def _fail(self, provider: Provider, response: aiohttp.ClientResponse) -> ProviderFailed | CallerFault:
+        body = await response.content.read(_MAX_ERROR_BODY)
+        response.close()
+        err = parse_error(response.status, response.headers, body)
+        failure = classify(provider.dialect, err)
+        if failure.kind is FailureClass.CALLER:
+            return CallerFault(response.status, body, failure)
+        return ProviderFailed(failure)
+
+    async def complete(self, provider: Provider, path: str, body: bytes) -> bytes:
+        """A non-streamed call: the provider's JSON body, or ProviderFailed / CallerFault."""
+        try:
+            async with asyncio.timeout(self._timeouts.total_s):
+                response = await self._post(provider, path, body)
+                if response.status != 200:
+                    raise await self._fail(provider, response)
+                data = await response.read()
+        except TimeoutError as exc:
+            raise _transient(f"no answer within {self._timeouts.total_s:g} s") from exc
+        except aiohttp.ClientError as exc:
+            raise _transient(f"response broken: {type(exc).__name__}") from exc
+        # DeepSeek pads a queued non-streamed answer with blank lines before the JSON.
+        data = data.strip()
+        try:
+            doc = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise _transient("malformed response body") from exc
+        if not isinstance(doc, dict) or "error" in doc:
+            err = parse_error(500, response.headers, data)
+            raise ProviderFailed(classify(provider.dialect, err))
+        return data
+
+    async def stream(self, provider: Provider, path: str, body: bytes) -> Stream:
+        """Open a stream and read up to its first data event; only then is it worth committing."""
+        response: aiohttp.ClientResponse | None = None
+        try:
+            async with asyncio.timeout(self._timeouts.total_s):
+                response = await self._post(provider, path, body)
+                if response.status != 200:
+                    raise await self._fail(provider, response)
+                buffer = b""
+                while True:
+                    chunk = await response.content.readany()
+                    if not chunk:
+                        raise _transient("stream ended before the first event")
+                    buffer += chunk.replace(b"\r\n", b"\n") if b"\r" in chunk else chunk
+                    while (end := buffer.find(b"\n\n")) >= 0:
+                        event, buffer = buffer[: end + 2], buffer[end + 2 :]
+                        kind = _event_kind(event.lstrip(b"\n"))
+                        if kind == _DATA:
+                            return Stream(provider, response, event, buffer, self._timeouts.total_s)
+                        if kind == _DONE:
+                            raise _transient("stream ended before the first event")
+                        if kind == _ERROR:
+                            raise _in_band_failure(provider, event.lstrip(b"\n"), response.headers)
+        except TimeoutError as exc:
+            if response is not None:
+                response.close()
+            raise _transient(f"no first event within {self._timeouts.total_s:g} s") from exc
+        except BaseException:
+            if response is not None:
+                response.close()
+            raise

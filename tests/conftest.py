@@ -1,0 +1,248 @@
+"""Shared fixtures: fake upstreams, a real redis-server, and gateways served over real HTTP."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+import uvicorn
+import yaml
+
+from gateway.app import Gateway
+from gateway.settings import Config
+from tests.fakes import FakeUpstream
+
+FLAVORS = ("openai", "groq", "gemini", "deepseek", "ollama")
+CHAT_MODELS = {"openai": "gpt-4o-mini", "groq": "llama-3.1-8b-instant", "gemini": "gemini-2.0-flash",
+               "deepseek": "deepseek-chat", "ollama": "llama3.2"}
+# Canary keys: tests check they reach the right upstream and nowhere else.
+KEYS = {f: f"sk-canary-{f}-0123456789abcdef" for f in FLAVORS if f != "ollama"}
+KEY_ENV = {f: f"TEST_{f.upper()}_KEY" for f in KEYS}
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Poll an observable condition until it holds; fail loudly at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def fakes() -> Iterator[dict[str, FakeUpstream]]:
+    servers = {flavor: FakeUpstream(flavor) for flavor in FLAVORS}
+    yield servers
+    for server in servers.values():
+        server.close()
+
+
+@pytest.fixture(autouse=True)
+def _clean_fakes(request: pytest.FixtureRequest) -> None:
+    if "fakes" in request.fixturenames:
+        for server in request.getfixturevalue("fakes").values():
+            server.reset()
+
+
+@pytest.fixture
+def provider_keys(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    for flavor, key in KEYS.items():
+        monkeypatch.setenv(KEY_ENV[flavor], key)
+    return KEYS
+
+
+def config_dict(fakes: dict[str, FakeUpstream], order: tuple[str, ...] = FLAVORS, **sections: Any) -> dict[str, Any]:
+    providers = []
+    for flavor in order:
+        models = {"gpt-4o-mini": CHAT_MODELS[flavor], "text-embedding-3-small": f"{flavor}-embed"}
+        entry: dict[str, Any] = {"name": flavor, "flavor": flavor, "base_url": fakes[flavor].base_url, "models": models}
+        if flavor in KEY_ENV:
+            entry["api_key_env"] = KEY_ENV[flavor]
+        providers.append(entry)
+    config: dict[str, Any] = {"providers": providers, "timeouts": {"connect_s": 2, "total_s": 5}}
+    config.update(sections)
+    return config
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = threading.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.ready.set()
+
+
+@dataclass
+class RunningGateway:
+    url: str
+    app: Gateway
+
+    def client(self, **kwargs: Any) -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key="client-token", max_retries=0, **kwargs)
+
+    def async_client(self, **kwargs: Any) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(base_url=f"{self.url}/v1", api_key="client-token", max_retries=0, **kwargs)
+
+    def health(self) -> dict[str, Any]:
+        return httpx.get(f"{self.url}/health", timeout=5).json()
+
+    def provider(self, name: str) -> dict[str, Any]:
+        return next(p for p in self.health()["providers"] if p["name"] == name)
+
+
+@pytest.fixture
+def start_gateway(provider_keys: dict[str, str]) -> Iterator[Callable[..., RunningGateway]]:
+    """Start gateways in this process, each serving real HTTP on its own port."""
+    running: list[tuple[_Server, threading.Thread]] = []
+
+    def start(config: dict[str, Any], redis_url: str | None = None) -> RunningGateway:
+        app = Gateway(Config.model_validate(config), redis_url)
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        server = _Server(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        assert server.ready.wait(10), "gateway did not start"
+        running.append((server, thread))
+        return RunningGateway(f"http://127.0.0.1:{sock.getsockname()[1]}", app)
+
+    yield start
+    for server, _ in running:
+        server.should_exit = True
+    for _, thread in running:
+        thread.join(10)
+
+
+@pytest.fixture
+def gateway(fakes: dict[str, FakeUpstream], start_gateway: Callable[..., RunningGateway]) -> RunningGateway:
+    return start_gateway(config_dict(fakes))
+
+
+# -- real processes --------------------------------------------------------------------------------
+
+
+class RedisServer:
+    def __init__(self, tmp: Path) -> None:
+        if shutil.which("redis-server") is None:
+            pytest.fail("redis-server is not installed: run scripts/test, or apt-get install redis-server")
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.dir = tmp
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.dir)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        _wait_for_line(self.proc, "Ready to accept connections", "redis-server")
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    if server.proc is not None and server.proc.poll() is None:
+        os.kill(server.proc.pid, 18)  # SIGCONT, in case a test paused it
+    server.kill()
+
+
+def _wait_for_line(proc: subprocess.Popen[str], marker: str, what: str, timeout: float = 20) -> list[str]:
+    """Read a child's output until a line holds `marker`; keep draining it afterwards."""
+    seen: list[str] = []
+    found = threading.Event()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            seen.append(line)
+            if marker in line:
+                found.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    if not found.wait(timeout):
+        proc.kill()
+        raise AssertionError(f"{what} did not start:\n{''.join(seen)}")
+    return seen
+
+
+class GatewayProcess:
+    """`python -m gateway serve` as a child process, the way users run it."""
+
+    def __init__(self, config_path: Path, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", "--config", str(config_path), "--port", str(self.port),
+             "--log-level", "info"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT,
+        )
+        self.output = _wait_for_line(self.proc, "Uvicorn running on", "gateway")
+
+    def health(self) -> dict[str, Any]:
+        return httpx.get(f"{self.url}/health", timeout=5).json()
+
+    def provider(self, name: str) -> dict[str, Any]:
+        return next(p for p in self.health()["providers"] if p["name"] == name)
+
+    def client(self) -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key="client-token", max_retries=0)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def spawn_gateway(tmp_path: Path, provider_keys: dict[str, str]) -> Iterator[Callable[..., GatewayProcess]]:
+    procs: list[GatewayProcess] = []
+
+    def spawn(config: dict[str, Any], redis_url: str | None = None) -> GatewayProcess:
+        path = tmp_path / f"providers-{len(procs)}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+        if redis_url:
+            env["REDIS_URL"] = redis_url
+        proc = GatewayProcess(path, env)
+        procs.append(proc)
+        return proc
+
+    yield spawn
+    for proc in procs:
+        proc.stop()

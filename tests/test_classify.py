@@ -1,0 +1,36 @@
+"""Golden table: every recorded provider payload classifies to exactly one class, with its wait hint."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.errors import FailureClass, classify, parse_error
+from gateway.providers import DIALECTS
+from tests.payloads import ERROR_CASES
+
+
+@pytest.mark.parametrize("case", ERROR_CASES, ids=[c.id for c in ERROR_CASES])
+def test_payload_classifies(case):
+    failure = classify(DIALECTS[case.flavor], parse_error(case.status, case.headers, case.body))
+    assert failure.kind == FailureClass(case.expect)
+    assert failure.bench is case.bench
+    if case.retry_after_s is None:
+        assert failure.retry_after_s is None
+    else:
+        assert failure.retry_after_s == pytest.approx(case.retry_after_s)
+
+
+def test_every_flavor_and_class_has_payloads():
+    seen = {(c.flavor, c.expect) for c in ERROR_CASES}
+    for flavor in DIALECTS:
+        for kind in ("model_not_found", "transient", "caller_fault", "rate_limited"):
+            assert (flavor, kind) in seen, f"no {kind} payload for {flavor}"
+        if flavor != "ollama":  # Ollama has neither keys nor credits
+            assert (flavor, "auth") in seen, f"no auth payload for {flavor}"
+            assert (flavor, "quota_exhausted") in seen, f"no quota payload for {flavor}"
+
+
+def test_details_never_carry_keys():
+    for case in ERROR_CASES:
+        failure = classify(DIALECTS[case.flavor], parse_error(case.status, case.headers, case.body))
+        assert "sk-" not in failure.detail and "gsk_" not in failure.detail and len(failure.detail) <= 200
