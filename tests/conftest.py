@@ -25,8 +25,13 @@ from gateway.settings import Config
 from tests.fakes import FakeUpstream
 
 FLAVORS = ("openai", "groq", "gemini", "deepseek", "ollama")
-CHAT_MODELS = {"openai": "gpt-4o-mini", "groq": "llama-3.1-8b-instant", "gemini": "gemini-2.0-flash",
-               "deepseek": "deepseek-chat", "ollama": "llama3.2"}
+CHAT_MODELS = {
+    "openai": "gpt-4o-mini",
+    "groq": "llama-3.1-8b-instant",
+    "gemini": "gemini-2.0-flash",
+    "deepseek": "deepseek-chat",
+    "ollama": "llama3.2",
+}
 # Canary keys: tests check they reach the right upstream and nowhere else.
 KEYS = {f: f"sk-canary-{f}-0123456789abcdef" for f in FLAVORS if f != "ollama"}
 KEY_ENV = {f: f"TEST_{f.upper()}_KEY" for f in KEYS}
@@ -156,9 +161,22 @@ class RedisServer:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.dir)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.dir),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         _wait_for_line(self.proc, "Ready to accept connections", "redis-server")
 
@@ -205,9 +223,23 @@ class GatewayProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "--config", str(config_path), "--port", str(self.port),
-             "--log-level", "info"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT,
+            [
+                sys.executable,
+                "-m",
+                "gateway",
+                "serve",
+                "--config",
+                str(config_path),
+                "--port",
+                str(self.port),
+                "--log-level",
+                "info",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            cwd=ROOT,
         )
         self.output = _wait_for_line(self.proc, "Uvicorn running on", "gateway")
 

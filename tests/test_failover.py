@@ -202,8 +202,10 @@ def test_async_client_concurrent_requests(gateway, fakes):
     async def run() -> list[str]:
         client = gateway.async_client()
         results = await asyncio.gather(
-            *(client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
-              for _ in range(20))
+            *(
+                client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
+                for _ in range(20)
+            )
         )
         await client.close()
         return [r.headers["x-gateway-provider"] for r in results]

@@ -10,8 +10,18 @@ from gateway import retry_after
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("6m0s", 360), ("1s", 1), ("172.799999ms", 0.172799999), ("2m59.56s", 179.56), ("7.66s", 7.66),
-     ("1h2m3s", 3723), ("0s", 0), ("12ms", 0.012), ("37s", 37), ("20.04466179s", 20.04466179)],
+    [
+        ("6m0s", 360),
+        ("1s", 1),
+        ("172.799999ms", 0.172799999),
+        ("2m59.56s", 179.56),
+        ("7.66s", 7.66),
+        ("1h2m3s", 3723),
+        ("0s", 0),
+        ("12ms", 0.012),
+        ("37s", 37),
+        ("20.04466179s", 20.04466179),
+    ],
 )
 def test_go_durations(text, seconds):
     assert retry_after.parse_go_duration(text) == pytest.approx(seconds)
@@ -32,8 +42,12 @@ def test_header_precedence_and_forms():
 
 
 def test_ratelimit_reset_prefers_the_spent_budget():
-    headers = {"x-ratelimit-reset-requests": "1s", "x-ratelimit-reset-tokens": "6m0s",
-               "x-ratelimit-remaining-requests": "0", "x-ratelimit-remaining-tokens": "100"}
+    headers = {
+        "x-ratelimit-reset-requests": "1s",
+        "x-ratelimit-reset-tokens": "6m0s",
+        "x-ratelimit-remaining-requests": "0",
+        "x-ratelimit-remaining-tokens": "100",
+    }
     assert retry_after.from_headers(headers) == 1
     del headers["x-ratelimit-remaining-requests"]
     assert retry_after.from_headers(headers) == 360
