@@ -202,9 +202,8 @@ class FakeUpstream:
         eof = asyncio.ensure_future(reader.read())  # b"" when the client closes its side
         try:
             while True:
-                done, _ = await asyncio.wait(
-                    {release, eof}, timeout=reply.keepalive_every_s if reply.keepalive else None
-                )
+                every = reply.keepalive_every_s if reply.keepalive else None
+                done, _ = await asyncio.wait({release, eof}, timeout=every, return_when=asyncio.FIRST_COMPLETED)
                 if eof in done:
                     with self._lock:
                         self.client_disconnects += 1

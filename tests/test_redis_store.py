@@ -1,0 +1,97 @@
+"""Shared cooldowns on a real redis-server: shared by replicas, and never a reason to fail or stall."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import redis
+from openai import OpenAI
+
+from tests.conftest import KEYS, config_dict, free_port, wait_for
+from tests.fakes import error
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+def served_by(client: OpenAI) -> str:
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
+    return raw.headers["x-gateway-provider"]
+
+
+def test_a_cooldown_set_by_one_replica_is_honoured_by_another(fakes, spawn_gateway, redis_server):
+    config = config_dict(fakes)
+    first = spawn_gateway(config, redis_server.url)
+    second = spawn_gateway(config, redis_server.url)
+    assert served_by(second.client()) == "openai"
+
+    fakes["openai"].script(error("openai-429-insufficient-quota"))
+    assert served_by(first.client()) == "groq"
+    wait_for(lambda: second.provider("openai")["state"] == "cooldown", timeout=5, what="the second replica to learn")
+    assert second.provider("openai")["reason"] == "quota_exhausted"
+    assert served_by(second.client()) == "groq"
+    assert fakes["openai"].calls() == 2  # the first 200 and the one 429; nothing after the bench
+
+
+def test_redis_holds_reason_and_ttl_and_no_secrets(fakes, start_gateway, redis_server):
+    gateway = start_gateway(config_dict(fakes), redis_server.url)
+    fakes["openai"].script(error("openai-429-insufficient-quota"))
+    assert served_by(gateway.client()) == "groq"
+    client = redis.Redis.from_url(redis_server.url)
+    wait_for(lambda: client.exists("gateway:cooldown:openai"), timeout=5, what="the cooldown in redis")
+    value = json.loads(client.get("gateway:cooldown:openai"))
+    assert value["reason"] == "quota_exhausted"
+    assert value["until"] - value["since"] == 3600
+    assert "exceeded your current quota" in value["detail"]
+    assert 3500 < client.ttl("gateway:cooldown:openai") <= 3600
+    dump = b"".join(client.dump(k) or b"" for k in client.keys("*"))
+    assert not any(key.encode() in dump for key in KEYS.values())
+
+
+def test_killing_redis_mid_test_keeps_serving_and_resyncs(fakes, start_gateway, redis_server):
+    gateway = start_gateway(config_dict(fakes), redis_server.url)
+    assert served_by(gateway.client()) == "openai"
+    wait_for(lambda: gateway.health()["store"]["state"] == "ok", timeout=5, what="redis to be seen")
+
+    redis_server.kill()
+    for _ in range(5):
+        assert served_by(gateway.client()) == "openai"
+    fakes["openai"].script(error("openai-429-insufficient-quota"))
+    assert served_by(gateway.client()) == "groq"  # the cooldown still works, in the local view
+    assert served_by(gateway.client()) == "groq"
+    wait_for(lambda: gateway.health()["store"]["state"] == "down", timeout=5, what="the store to report redis down")
+    assert gateway.provider("openai")["state"] == "cooldown"
+
+    redis_server.start()  # an empty redis on the same port: the replica gives back what it knows
+    client = redis.Redis.from_url(redis_server.url)
+    wait_for(lambda: client.exists("gateway:cooldown:openai"), timeout=15, what="the cooldown to be pushed back")
+    assert gateway.health()["store"]["state"] == "ok"
+    assert served_by(gateway.client()) == "groq"
+
+
+def test_a_gateway_started_while_redis_is_down_starts_and_serves(fakes, spawn_gateway):
+    gateway = spawn_gateway(config_dict(fakes), f"redis://127.0.0.1:{free_port()}/0")
+    assert served_by(gateway.client()) == "openai"
+    fakes["openai"].script(error("openai-429-insufficient-quota"))
+    assert served_by(gateway.client()) == "groq"
+    store = gateway.health()["store"]
+    assert (store["backend"], store["state"]) == ("redis", "down")
+    assert "last_error" in store
+
+
+def test_a_hung_redis_does_not_stall_requests(fakes, start_gateway, redis_server):
+    gateway = start_gateway(config_dict(fakes), redis_server.url)
+    wait_for(lambda: gateway.health()["store"]["state"] == "ok", timeout=5, what="redis to be seen")
+    os.kill(redis_server.proc.pid, signal.SIGSTOP)  # accepts connections, answers nothing
+    try:
+        fakes["openai"].script(error("openai-429-insufficient-quota"))
+        client = gateway.client(timeout=5)  # a stall would surface as a client timeout
+        assert served_by(client) == "groq"
+        for _ in range(5):
+            assert served_by(client) == "groq"
+        wait_for(lambda: gateway.health()["store"]["state"] == "down", timeout=5, what="the hang to be noticed")
+    finally:
+        os.kill(redis_server.proc.pid, signal.SIGCONT)
+    check = redis.Redis.from_url(redis_server.url)
+    wait_for(lambda: check.exists("gateway:cooldown:openai"), timeout=15, what="the cooldown to reach redis")
