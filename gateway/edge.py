@@ -82,13 +82,29 @@ class Edge:
             body = parse_json(await self._read_body(scope, receive))
             if endpoint is Endpoint.CHAT:
                 check_chat(body)
-                if body.get("stream") is True:
-                    return await self._stream(body, receive, send)
             else:
                 check_embeddings(body)
-            provider, data = await self.router.complete(endpoint, body)
         except Exception as exc:
             return await self._fail(send, exc)
+        watch = _ClientWatch(receive)
+        try:
+            if endpoint is Endpoint.CHAT and body.get("stream") is True:
+                await self._stream(body, send, watch)
+            else:
+                await self._complete(endpoint, body, send, watch)
+        except asyncio.CancelledError:
+            if not watch.client_left or watch.task.uncancel() > 0:
+                raise  # cancelled by the server, not by our watch: let it through
+        finally:
+            watch.disarm()
+
+    async def _complete(self, endpoint: Endpoint, body: dict[str, Any], send: Send, watch: _ClientWatch) -> None:
+        try:
+            provider, data = await self.router.complete(endpoint, body)
+        except Exception as exc:
+            watch.disarm()
+            return await self._fail(send, exc)
+        watch.disarm()
         await respond(send, 200, data, [_served_by(provider.name)])
 
     async def _fail(self, send: Send, exc: Exception) -> None:
@@ -115,50 +131,58 @@ class Edge:
                 log.exception("unexpected error on the request path")
                 await respond(send, 500, error_body(500, "The gateway failed unexpectedly; see its log."))
 
-    async def _stream(self, body: dict[str, Any], receive: Receive, send: Send) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        finished = False
-
-        def on_disconnect(watcher: asyncio.Task[Any]) -> None:
-            if not finished and not watcher.cancelled():
-                task.cancel()  # the client left: stop the upstream call, and with it the bill
-
-        watcher = asyncio.create_task(_wait_disconnect(receive))
-        watcher.add_done_callback(on_disconnect)
+    async def _stream(self, body: dict[str, Any], send: Send, watch: _ClientWatch) -> None:
         model = body["model"]
         try:
-            try:
-                provider, stream = await self.router.stream(body)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                finished = True
-                return await self._fail(send, exc)
-            await send(
-                {"type": "http.response.start", "status": 200, "headers": [*_SSE_HEADERS, _served_by(provider.name)]}
+            provider, stream = await self.router.stream(body)
+        except Exception as exc:
+            watch.disarm()
+            return await self._fail(send, exc)
+        headers = [*_SSE_HEADERS, _served_by(provider.name)]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": stream.first, "more_body": True})
+        try:
+            async for block in stream.events():
+                await send({"type": "http.response.body", "body": block, "more_body": True})
+        except ProviderFailed as exc:
+            skip = self.router.record_failure(provider, model, exc.failure)
+            message = (
+                f"The stream from {provider.name} broke after it started ({skip.describe(model)}); "
+                "the answer is incomplete."
             )
-            await send({"type": "http.response.body", "body": stream.first, "more_body": True})
-            try:
-                async for block in stream.events():
-                    await send({"type": "http.response.body", "body": block, "more_body": True})
-            except ProviderFailed as exc:
-                skip = self.router.record_failure(provider, model, exc.failure)
-                message = (
-                    f"The stream from {provider.name} broke after it started ({skip.describe(model)}); "
-                    "the answer is incomplete."
-                )
-                event = b"data: " + error_body(502, message, code="upstream_stream_error") + b"\n\n"
-                await send({"type": "http.response.body", "body": event, "more_body": True})
-            finished = True
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except asyncio.CancelledError:
-            if watcher.done() and not watcher.cancelled() and task.uncancel() == 0:
-                return  # cancelled by our own disconnect watcher: the client is gone, nothing to send
-            raise
-        finally:
-            finished = True
-            watcher.cancel()
+            event = b"data: " + error_body(502, message, code="upstream_stream_error") + b"\n\n"
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+        watch.disarm()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class _ClientWatch:
+    """Cancels the request's task when its client disconnects: the upstream call, and its bill, stop.
+
+    uvicorn does not tell a handler that its client left (sends to a closed connection are
+    silently dropped), so one task waits on `receive()` for `http.disconnect`. Disarmed once the
+    answer is complete, when the server itself reports a disconnect for every finished request.
+    """
+
+    def __init__(self, receive: Receive) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.task = task
+        self._armed = True
+        self._watcher = asyncio.create_task(_wait_disconnect(receive))
+        self._watcher.add_done_callback(self._fire)
+
+    def _fire(self, watcher: asyncio.Task[None]) -> None:
+        if self._armed and not watcher.cancelled():
+            self.task.cancel()
+
+    @property
+    def client_left(self) -> bool:
+        return self._watcher.done() and not self._watcher.cancelled()
+
+    def disarm(self) -> None:
+        self._armed = False
+        self._watcher.cancel()
 
 
 async def _wait_disconnect(receive: Receive) -> None:
