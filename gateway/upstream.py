@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -25,23 +24,20 @@ _MAX_ERROR_BODY = 64 * 1024
 _DATA, _DONE, _ERROR, _OTHER = range(4)
 
 
-@dataclass(slots=True)
 class Provider:
     """A configured provider, ready to call."""
 
-    config: ProviderConfig
-    dialect: Dialect
-    key: str | None  # None: the key variable is unset, the provider is misconfigured
+    __slots__ = ("config", "dialect", "headers", "key", "name")
 
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-    def headers(self) -> dict[str, str]:
-        headers = {"content-type": "application/json", "accept-encoding": "identity"}
-        if self.key:
-            headers["authorization"] = f"Bearer {self.key}"
-        return headers
+    def __init__(self, config: ProviderConfig, dialect: Dialect, key: str | None) -> None:
+        self.config = config
+        self.dialect = dialect
+        self.key = key  # None: the key variable is unset, the provider is misconfigured
+        self.name = config.name
+        # Built once: the provider's own key, never the client's token.
+        self.headers = {"content-type": "application/json", "accept-encoding": "identity"}
+        if key:
+            self.headers["authorization"] = f"Bearer {key}"
 
 
 def _transient(detail: str, *, reset: bool = False) -> ProviderFailed:
@@ -164,7 +160,7 @@ class Upstream:
     async def _post(self, provider: Provider, path: str, body: bytes) -> aiohttp.ClientResponse:
         assert self._session is not None, "Upstream.start() was not awaited"
         try:
-            return await self._session.post(provider.config.base_url + path, data=body, headers=provider.headers())
+            return await self._session.post(provider.config.base_url + path, data=body, headers=provider.headers)
         except aiohttp.ClientConnectorError as exc:
             raise _transient(f"cannot connect: {exc.os_error.strerror or type(exc.os_error).__name__}") from exc
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
@@ -181,18 +177,34 @@ class Upstream:
             return CallerFault(response.status, body, failure)
         return ProviderFailed(failure)
 
+    async def _open(self, provider: Provider, path: str, body: bytes) -> aiohttp.ClientResponse:
+        response = await self._post(provider, path, body)
+        if response.status != 200:
+            raise await self._fail(provider, response)
+        return response
+
+    def _abandon(self, response: aiohttp.ClientResponse | None, exc: BaseException, waited_for: str) -> BaseException:
+        """Drop the connection of a failed or cancelled attempt, and say what the failure was."""
+        if response is not None:
+            response.close()
+        if isinstance(exc, TimeoutError):
+            return _transient(f"no {waited_for} within {self._timeouts.total_s:g} s")
+        if isinstance(exc, aiohttp.ClientError):
+            return _transient(f"response broken: {type(exc).__name__}")
+        return exc
+
     async def complete(self, provider: Provider, path: str, body: bytes) -> bytes:
         """A non-streamed call: the provider's JSON body, or ProviderFailed / CallerFault."""
+        response: aiohttp.ClientResponse | None = None
         try:
             async with asyncio.timeout(self._timeouts.total_s):
-                response = await self._post(provider, path, body)
-                if response.status != 200:
-                    raise await self._fail(provider, response)
+                response = await self._open(provider, path, body)
                 data = await response.read()
-        except TimeoutError as exc:
-            raise _transient(f"no answer within {self._timeouts.total_s:g} s") from exc
-        except aiohttp.ClientError as exc:
-            raise _transient(f"response broken: {type(exc).__name__}") from exc
+        except BaseException as exc:
+            mapped = self._abandon(response, exc, "answer")
+            if mapped is exc:
+                raise
+            raise mapped from exc
         # DeepSeek pads a queued non-streamed answer with blank lines before the JSON.
         data = data.strip()
         try:
@@ -209,9 +221,7 @@ class Upstream:
         response: aiohttp.ClientResponse | None = None
         try:
             async with asyncio.timeout(self._timeouts.total_s):
-                response = await self._post(provider, path, body)
-                if response.status != 200:
-                    raise await self._fail(provider, response)
+                response = await self._open(provider, path, body)
                 buffer = b""
                 while True:
                     chunk = await response.content.readany()
@@ -227,11 +237,8 @@ class Upstream:
                             raise _transient("stream ended before the first event")
                         if kind == _ERROR:
                             raise _in_band_failure(provider, event.lstrip(b"\n"), response.headers)
-        except TimeoutError as exc:
-            if response is not None:
-                response.close()
-            raise _transient(f"no first event within {self._timeouts.total_s:g} s") from exc
-        except BaseException:
-            if response is not None:
-                response.close()
-            raise
+        except BaseException as exc:
+            mapped = self._abandon(response, exc, "first event")
+            if mapped is exc:
+                raise
+            raise mapped from exc
