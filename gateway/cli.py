@@ -50,6 +50,8 @@ def serve(args: argparse.Namespace) -> int:
                 provider.name,
                 provider.config.api_key_env,
             )
+    store = "redis" if os.environ.get("REDIS_URL") else "in-process"
+    print(f"gateway: serving {args.config} on http://{args.host}:{args.port} ({store} cooldown store)", file=sys.stderr)
     uvicorn.run(
         app,
         host=args.host,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, NoReturn
 
 import aiohttp
 import orjson
@@ -183,15 +183,15 @@ class Upstream:
             raise await self._fail(provider, response)
         return response
 
-    def _abandon(self, response: aiohttp.ClientResponse | None, exc: BaseException, waited_for: str) -> BaseException:
-        """Drop the connection of a failed or cancelled attempt, and say what the failure was."""
+    def _abandon(self, response: aiohttp.ClientResponse | None, exc: BaseException, waited_for: str) -> NoReturn:
+        """Drop the connection of a failed or cancelled attempt, and raise what the failure was."""
         if response is not None:
             response.close()
         if isinstance(exc, TimeoutError):
-            return _transient(f"no {waited_for} within {self._timeouts.total_s:g} s")
+            raise _transient(f"no {waited_for} within {self._timeouts.total_s:g} s") from exc
         if isinstance(exc, aiohttp.ClientError):
-            return _transient(f"response broken: {type(exc).__name__}")
-        return exc
+            raise _transient(f"response broken: {type(exc).__name__}") from exc
+        raise exc
 
     async def complete(self, provider: Provider, path: str, body: bytes) -> bytes:
         """A non-streamed call: the provider's JSON body, or ProviderFailed / CallerFault."""
@@ -201,10 +201,7 @@ class Upstream:
                 response = await self._open(provider, path, body)
                 data = await response.read()
         except BaseException as exc:
-            mapped = self._abandon(response, exc, "answer")
-            if mapped is exc:
-                raise
-            raise mapped from exc
+            self._abandon(response, exc, "answer")
         # DeepSeek pads a queued non-streamed answer with blank lines before the JSON.
         data = data.strip()
         try:
@@ -238,7 +235,4 @@ class Upstream:
                         if kind == _ERROR:
                             raise _in_band_failure(provider, event.lstrip(b"\n"), response.headers)
         except BaseException as exc:
-            mapped = self._abandon(response, exc, "first event")
-            if mapped is exc:
-                raise
-            raise mapped from exc
+            self._abandon(response, exc, "first event")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -54,6 +55,18 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def post_and_leave(url: str, body: dict[str, Any], fake: FakeUpstream) -> None:
+    """Send a chat request on a raw socket and close it once the upstream has the request."""
+    payload = json.dumps(body).encode()
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\n\r\n%s" % (len(payload), payload)
+        )
+        wait_for(lambda: fake.calls() == 1, what="the request to reach the upstream")
 
 
 @pytest.fixture(scope="session")

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import openai
-import orjson
 import pytest
 
 from tests import payloads
-from tests.conftest import KEYS, config_dict, wait_for
+from tests.conftest import KEYS, config_dict, post_and_leave
 from tests.fakes import Reply, error
 
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -220,14 +218,7 @@ def test_async_client_concurrent_requests(gateway, fakes):
 
 def test_client_that_leaves_cancels_the_upstream_call(gateway, fakes):
     fakes["openai"].script(Reply(hang=True))
-    body = orjson.dumps({"model": "gpt-4o-mini", "messages": MESSAGES})
-    port = int(gateway.url.rsplit(":", 1)[1])
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(
-            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-            b"content-length: %d\r\n\r\n%s" % (len(body), body)
-        )
-        wait_for(lambda: fakes["openai"].calls() == 1, what="the request to reach the upstream")
+    post_and_leave(gateway.url, {"model": "gpt-4o-mini", "messages": MESSAGES}, fakes["openai"])
     assert fakes["openai"].disconnected.wait(5), "upstream still open after the client left"
     assert fakes["groq"].calls() == 0  # a client that left is no provider failure
     assert gateway.provider("openai")["state"] == "available"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import httpx
 import openai
@@ -11,7 +10,7 @@ import orjson
 import pytest
 
 from tests import payloads
-from tests.conftest import config_dict, wait_for
+from tests.conftest import config_dict, post_and_leave
 from tests.fakes import Reply, error
 
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -128,14 +127,7 @@ def test_client_disconnect_cancels_the_upstream(gateway, fakes):
 def test_client_disconnect_before_the_first_chunk_cancels_too(fakes, start_gateway):
     gateway = start_gateway(config_dict(fakes, order=("openai",)))
     fakes["openai"].script(Reply(events=payloads.STREAM_OK["openai"], stop_after=0))
-    body = orjson.dumps({"model": "gpt-4o-mini", "messages": MESSAGES, "stream": True})
-    port = int(gateway.url.rsplit(":", 1)[1])
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(
-            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-            b"content-length: %d\r\n\r\n%s" % (len(body), body)
-        )
-        wait_for(lambda: fakes["openai"].calls() == 1, what="the request to reach the upstream")
+    post_and_leave(gateway.url, {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": True}, fakes["openai"])
     assert fakes["openai"].disconnected.wait(5), "upstream still open after the client left"
 
 
