@@ -1,0 +1,566 @@
+"""The gateway benchmark: direct to a mock, nginx proxy_pass (the floor), the gateway, and LiteLLM proxy.
+
+Everything listens on 127.0.0.1 and stops by itself. The proxy under test is pinned to CPU 0; the
+mocks and the load generator (wrk) to CPU 1. The figure that holds on a noisy machine is the
+proxy's own CPU time per request, read from /proc/PID/stat before and after each load run.
+See bench/README.md for what each figure means.
+
+    python bench/run.py [--quick] [--litellm] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(BENCH))
+from mock_sse import COMPLETION  # noqa: E402
+
+PROXY_CPU, LOAD_CPU = "0", "1"
+TICK = os.sysconf("SC_CLK_TCK")
+QUOTA_BODY = json.dumps(
+    {
+        "error": {
+            "message": "You exceeded your current quota, please check your plan and billing details.",
+            "type": "insufficient_quota",
+            "param": None,
+            "code": "insufficient_quota",
+        }
+    }
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+    return total / TICK
+
+
+def rss_mb(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        match = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+        total += int(match.group(1)) if match else 0
+    return total / 1024
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def post(url: str, body: dict, timeout: float = 2.0) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, json.dumps(body).encode(), {"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def wait_until_200(url: str, body: dict, deadline_s: float = 120) -> float:
+    """Seconds until the first 200 (polling every 10 ms); the caller starts the clock."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        try:
+            if post(url, body, timeout=1)[0] == 200:
+                return time.monotonic()
+        except OSError:
+            pass
+        time.sleep(0.01)
+    raise RuntimeError(f"{url} never answered 200")
+
+
+@dataclass
+class Target:
+    name: str
+    url: str  # base, e.g. http://127.0.0.1:PORT/v1
+    pids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Run:
+    target: str
+    scenario: str
+    concurrency: int
+    requests: int
+    errors: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    cpu_ms_per_request: float | None
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def _ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+    return float(number) * _UNITS[unit]
+
+
+def wrk(target: Target, body: dict, concurrency: int, seconds: float, scenario: str) -> Run:
+    env = {**os.environ, "BENCH_BODY": json.dumps(body)}
+    before = cpu_seconds(target.pids) if target.pids else None
+    out = subprocess.run(
+        [
+            "taskset",
+            "-c",
+            LOAD_CPU,
+            "wrk",
+            "-t1",
+            f"-c{concurrency}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(BENCH / "post.lua"),
+            f"{target.url}/chat/completions",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout
+    cpu = (cpu_seconds(target.pids) - before) if before is not None else None
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    errors = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
+    if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
+        errors += sum(int(g) for g in m.groups())
+    return Run(
+        target=target.name,
+        scenario=scenario,
+        concurrency=concurrency,
+        requests=requests,
+        errors=errors,
+        rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        p50_ms=_ms(re.search(r"50%\s+(\S+)", out).group(1)),
+        p99_ms=_ms(re.search(r"99%\s+(\S+)", out).group(1)),
+        cpu_ms_per_request=(cpu * 1000 / requests) if cpu is not None and requests else None,
+    )
+
+
+class Bench:
+    def __init__(self, quick: bool, litellm: bool) -> None:
+        self.quick = quick
+        self.litellm = litellm
+        self.seconds = 3 if quick else 8
+        self.stack = ExitStack()
+        self.tmp = Path(self.stack.enter_context(tempfile.TemporaryDirectory(prefix="gateway-bench-")))
+        self.procs: list[subprocess.Popen] = []
+        self.results: dict = {"runs": []}
+
+    # -- processes ---------------------------------------------------------------------------------
+
+    def spawn(self, args: list[str], cpu: str, **kwargs) -> subprocess.Popen:
+        proc = subprocess.Popen(
+            ["taskset", "-c", cpu, *args],
+            stdout=subprocess.DEVNULL,
+            stderr=kwargs.pop("stderr", subprocess.DEVNULL),
+            **kwargs,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.stack.close()
+
+    def nginx(self, name: str, servers: str, cpu: str) -> subprocess.Popen:
+        root = self.tmp / name
+        root.mkdir()
+        conf = root / "nginx.conf"
+        conf.write_text(
+            f"worker_processes 1; daemon off; master_process off; pid {root}/nginx.pid;"
+            f" error_log {root}/error.log; events {{ worker_connections 4096; }}"
+            f" http {{ access_log off; client_body_temp_path {root}/b; proxy_temp_path {root}/p;"
+            f" fastcgi_temp_path {root}/f; uwsgi_temp_path {root}/u; scgi_temp_path {root}/s; {servers} }}"
+        )
+        return self.spawn(["nginx", "-c", str(conf), "-p", str(root)], cpu)
+
+    def start_mocks(self) -> None:
+        self.mock_port, self.sse_port, self.floor_port = free_port(), free_port(), free_port()
+        completion = COMPLETION.decode().replace("'", "\\'")
+        quota = QUOTA_BODY.replace("'", "\\'")
+        self.nginx(
+            "mock",
+            f"""
+            server {{ listen 127.0.0.1:{self.mock_port} backlog=4096; keepalive_requests 1000000;
+              location /benched/ {{ access_log {self.tmp}/benched.log; default_type application/json;
+                                   return 200 '{completion}'; }}
+              location /quota/ {{ default_type application/json; return 429 '{quota}'; }}
+              location / {{ default_type application/json; return 200 '{completion}'; }} }}""",
+            LOAD_CPU,
+        )
+        self.spawn([sys.executable, str(BENCH / "mock_sse.py"), str(self.sse_port)], LOAD_CPU)
+        self.floor = self.nginx(
+            "floor",
+            f"""
+            upstream mock {{ server 127.0.0.1:{self.mock_port}; keepalive 128; }}
+            upstream sse {{ server 127.0.0.1:{self.sse_port}; keepalive 128; }}
+            server {{ listen 127.0.0.1:{self.floor_port} backlog=4096; keepalive_requests 1000000;
+              location /sse/ {{ proxy_pass http://sse/; proxy_http_version 1.1; proxy_set_header Connection "";
+                               proxy_buffering off; }}
+              location / {{ proxy_pass http://mock; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}""",
+            PROXY_CPU,
+        )
+        self.redis_port = free_port()
+        self.spawn(
+            [
+                "redis-server",
+                "--port",
+                str(self.redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.tmp),
+            ],
+            LOAD_CPU,
+        )
+        wait_until_200(f"http://127.0.0.1:{self.floor_port}/v1/chat/completions", {"model": "x"}, 10)
+        wait_until_200(f"http://127.0.0.1:{self.floor_port}/sse/v1/chat/completions", {"model": "sse-1"}, 10)
+
+    def gateway_config(self, name: str, quota_s: float = 3600) -> Path:
+        mock = f"http://127.0.0.1:{self.mock_port}"
+        chat = {"gpt-4o-mini": "gpt-4o-mini", "sse-10": "sse-10", "sse-200": "sse-200"}
+        providers = [
+            # The real shape: a primary with a failover chain behind it.
+            {
+                "name": "openai",
+                "flavor": "openai",
+                "base_url": f"{mock}/v1",
+                "api_key_env": "BENCH_KEY",
+                "models": {"gpt-4o-mini": "gpt-4o-mini", "benched": "gpt-4o-mini"},
+            },
+            {
+                "name": "openai-sse",
+                "flavor": "openai",
+                "base_url": f"http://127.0.0.1:{self.sse_port}/v1",
+                "api_key_env": "BENCH_KEY",
+                "models": {"sse-10": "sse-10", "sse-200": "sse-200"},
+            },
+            {
+                "name": "broke",
+                "flavor": "openai",
+                "base_url": f"{mock}/quota/v1",
+                "api_key_env": "BENCH_KEY",
+                "models": {"failover": "gpt-4o-mini"},
+            },
+            {
+                "name": "benched",
+                "flavor": "openai",
+                "base_url": f"{mock}/benched/v1",
+                "api_key_env": "BENCH_KEY",
+                "models": {"benched": "gpt-4o-mini"},
+            },
+            {
+                "name": "groq",
+                "flavor": "groq",
+                "base_url": f"{mock}/v1",
+                "api_key_env": "BENCH_KEY",
+                "models": {**chat, "failover": "gpt-4o-mini", "benched": "gpt-4o-mini"},
+            },
+            {
+                "name": "deepseek",
+                "flavor": "deepseek",
+                "base_url": f"{mock}/v1",
+                "api_key_env": "BENCH_KEY",
+                "models": chat,
+            },
+            {"name": "ollama", "flavor": "ollama", "base_url": f"{mock}/v1", "models": chat},
+        ]
+        config = {"providers": providers, "cooldowns": {"quota_s": quota_s}}
+        path = self.tmp / f"{name}.yaml"
+        path.write_text(json.dumps(config))  # JSON is YAML
+        return path
+
+    def start_gateway(self, name: str, config: Path, redis: bool) -> tuple[Target, float]:
+        port = free_port()
+        env = {**os.environ, "BENCH_KEY": "sk-bench", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+        env.pop("REDIS_URL", None)
+        if redis:
+            env["REDIS_URL"] = f"redis://127.0.0.1:{self.redis_port}/0"
+        started = time.monotonic()
+        proc = self.spawn(
+            [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", str(port)],
+            PROXY_CPU,
+            env=env,
+            cwd=ROOT,
+        )
+        ready = wait_until_200(
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+        )
+        return Target(name, f"http://127.0.0.1:{port}/v1", [proc.pid]), ready - started
+
+    def start_litellm(self) -> tuple[Target, float] | None:
+        exe = BENCH / ".venv-litellm" / "bin" / "litellm"
+        if not exe.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(BENCH / ".venv-litellm")], check=True)
+            subprocess.run([str(BENCH / ".venv-litellm/bin/pip"), "install", "-q", "litellm[proxy]"], check=True)
+        port = free_port()
+        mock = f"http://127.0.0.1:{self.mock_port}/v1"
+        model_list = []
+        for name, base in (
+            ("gpt-4o-mini", mock),
+            ("groq-fallback", mock),
+            ("sse-10", f"http://127.0.0.1:{self.sse_port}/v1"),
+            ("sse-200", f"http://127.0.0.1:{self.sse_port}/v1"),
+        ):
+            model_list.append(
+                {
+                    "model_name": name,
+                    "litellm_params": {
+                        "model": f"openai/{'gpt-4o-mini' if 'sse' not in name else name}",
+                        "api_base": base,
+                        "api_key": "sk-bench",
+                    },
+                }
+            )
+        config = {
+            "model_list": model_list,
+            "router_settings": {"fallbacks": [{"gpt-4o-mini": ["groq-fallback"]}]},
+            "litellm_settings": {"drop_params": True},
+        }
+        path = self.tmp / "litellm.yaml"
+        path.write_text(json.dumps(config))
+        env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"}
+        started = time.monotonic()
+        proc = self.spawn(
+            [str(exe), "--config", str(path), "--port", str(port), "--num_workers", "1"], PROXY_CPU, env=env
+        )
+        ready = wait_until_200(
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+            180,
+        )
+        return Target("litellm", f"http://127.0.0.1:{port}/v1", [proc.pid, *children(proc.pid)]), ready - started
+
+    # -- scenarios ---------------------------------------------------------------------------------
+
+    def redis_calls(self) -> int:
+        out = subprocess.run(
+            ["redis-cli", "-p", str(self.redis_port), "info", "stats"], capture_output=True, text=True
+        ).stdout
+        return int(re.search(r"total_commands_processed:(\d+)", out).group(1))
+
+    def bench_cooldown(self, gateway: Target) -> dict:
+        """Bench the provider 'benched' in Redis, as another replica would, and load its model."""
+        key, now = "gateway:cooldown:benched", time.time()
+        value = json.dumps({"reason": "quota_exhausted", "detail": "bench", "since": now, "until": now + 3600})
+        cli = ["redis-cli", "-p", str(self.redis_port)]
+        for command in (
+            ["set", key, value, "ex", "3600"],
+            ["sadd", "gateway:cooldown-keys", "benched"],
+            ["incr", "gateway:cooldown-version"],
+        ):
+            subprocess.run(cli + command, check=True, capture_output=True)
+        health_url = gateway.url.removesuffix("/v1") + "/health"
+        end = time.monotonic() + 5
+        while time.monotonic() < end:
+            report = json.loads(urllib.request.urlopen(health_url).read())
+            if any(p["name"] == "benched" and p["state"] == "cooldown" for p in report["providers"]):
+                break
+            time.sleep(0.01)
+        log = self.tmp / "benched.log"
+        before = log.read_text().count("\n") if log.exists() else 0
+        runs = {}
+        for scenario, model in (("normal", "gpt-4o-mini"), ("cooldown", "benched")):
+            body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+            runs[scenario] = wrk(gateway, body, 16, self.seconds, f"primary-{scenario}")
+            self.results["runs"].append(runs[scenario].__dict__)
+        after = log.read_text().count("\n") if log.exists() else 0
+        normal, cooled = runs["normal"].cpu_ms_per_request, runs["cooldown"].cpu_ms_per_request
+        return {
+            "upstream_attempts_on_benched": after - before,
+            "cpu_ms_normal": normal,
+            "cpu_ms_cooldown": cooled,
+            "extra_cpu_pct": (cooled / normal - 1) * 100,
+        }
+
+    def run(self) -> dict:
+        self.start_mocks()
+        gateway, start_s = self.start_gateway("gateway", self.gateway_config("gateway"), redis=True)
+        failover_gw, _ = self.start_gateway(
+            "gateway-failover", self.gateway_config("failover", quota_s=0.001), redis=False
+        )
+        targets = [
+            Target("direct", f"http://127.0.0.1:{self.mock_port}/v1", []),
+            Target("nginx", f"http://127.0.0.1:{self.floor_port}/v1", [self.floor.pid]),
+            gateway,
+        ]
+        sse_targets = [
+            Target("direct", f"http://127.0.0.1:{self.sse_port}/v1", []),
+            Target("nginx", f"http://127.0.0.1:{self.floor_port}/sse/v1", [self.floor.pid]),
+            gateway,
+        ]
+        self.results["start_to_first_200_s"] = {"gateway": round(start_s, 3)}
+        if self.litellm:
+            litellm, litellm_start = self.start_litellm()
+            targets.append(litellm)
+            sse_targets.append(litellm)
+            self.results["start_to_first_200_s"]["litellm"] = round(litellm_start, 3)
+
+        chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+        for target in targets:  # warm-up: connections, caches, lazy imports
+            wrk(target, chat, 16, 1, "warmup")
+        calls_before, clock_before = self.redis_calls(), time.monotonic()
+        gateway_requests = 0
+        for concurrency in (1, 16, 64):
+            for target in targets:  # interleaved, so drift in the machine's load hits every target alike
+                run = wrk(target, chat, concurrency, self.seconds, "chat")
+                self.results["runs"].append(run.__dict__)
+                gateway_requests += run.requests if target is gateway else 0
+        calls = self.redis_calls() - calls_before
+        elapsed = time.monotonic() - clock_before
+        self.results["redis"] = {
+            "commands": calls,
+            "gateway_requests": gateway_requests,
+            "commands_per_request": calls / gateway_requests,
+            "commands_per_second": calls / elapsed,
+        }
+
+        for chunks in (10, 200):
+            body = {"model": f"sse-{chunks}", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+            for target in sse_targets:
+                run = wrk(target, body, 16, self.seconds, f"stream-{chunks}")
+                self.results["runs"].append(run.__dict__)
+
+        self.results["rss_mb_after_load"] = {t.name: round(rss_mb(t.pids), 1) for t in targets if t.pids}
+        self.results["cooldown"] = self.bench_cooldown(gateway)
+        failover = {"model": "failover", "messages": [{"role": "user", "content": "hi"}]}
+        for scenario, target, body in (
+            ("direct-c1", targets[0], chat),
+            ("gateway-c1", gateway, chat),
+            ("failover-c1", failover_gw, failover),
+        ):
+            run = wrk(target, body, 1, self.seconds, scenario)
+            self.results["runs"].append(run.__dict__)
+        return self.results
+
+
+def summarize(results: dict) -> str:
+    runs = [r for r in results["runs"] if r["scenario"] != "warmup"]
+    lines = [
+        f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
+        f"python {platform.python_version()}; date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        "",
+        "| target | scenario | c | req/s | p50 ms | p99 ms | CPU ms/req | errors |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        cpu = f"{r['cpu_ms_per_request']:.3f}" if r["cpu_ms_per_request"] is not None else "-"
+        lines.append(
+            f"| {r['target']} | {r['scenario']} | {r['concurrency']} | {r['rps']:.0f} | {r['p50_ms']:.2f} "
+            f"| {r['p99_ms']:.2f} | {cpu} | {r['errors']} |"
+        )
+
+    def cpu(target: str, scenario: str, c: int = 16) -> float | None:
+        return next(
+            (
+                r["cpu_ms_per_request"]
+                for r in runs
+                if r["target"] == target and r["scenario"] == scenario and r["concurrency"] == c
+            ),
+            None,
+        )
+
+    gw, floor, lite = cpu("gateway", "chat"), cpu("nginx", "chat"), cpu("litellm", "chat")
+    lines += [
+        "",
+        f"gateway CPU per request (c=16): {gw:.3f} ms; nginx floor {floor:.3f} ms "
+        f"({gw / floor:.1f}x the floor)" + (f"; LiteLLM {lite:.3f} ms ({lite / gw:.0f}x the gateway)" if lite else ""),
+    ]
+    for target in ("nginx", "gateway", "litellm"):
+        low, high = cpu(target, "stream-10"), cpu(target, "stream-200")
+        if low is not None and high is not None:
+            lines.append(
+                f"{target}: CPU per streamed response {low:.3f} ms (10 chunks), {high:.3f} ms (200 chunks); "
+                f"per chunk {(high - low) / 190 * 1000:.1f} us"
+            )
+    lines.append(f"start to first 200: {results['start_to_first_200_s']}")
+    lines.append(f"RSS after load (MB): {results['rss_mb_after_load']}")
+    redis = results["redis"]
+    lines.append(
+        f"redis commands during the chat runs: {redis['commands']} for {redis['gateway_requests']} gateway "
+        f"requests ({redis['commands_per_request']:.4f}/request; {redis['commands_per_second']:.1f}/s "
+        "of background sync)"
+    )
+    cd = results["cooldown"]
+    lines.append(
+        f"primary in cooldown: {cd['upstream_attempts_on_benched']} upstream attempts on it; CPU "
+        f"{cd['cpu_ms_cooldown']:.3f} vs {cd['cpu_ms_normal']:.3f} ms/request ({cd['extra_cpu_pct']:+.1f} %)"
+    )
+    p50 = {r["scenario"]: r["p50_ms"] for r in runs if r["scenario"].endswith("-c1")}
+    if p50:
+        lines.append(
+            f"failover on insufficient_quota (c=1, p50): {p50['failover-c1']:.2f} ms vs "
+            f"{p50['gateway-c1']:.2f} ms without; added {p50['failover-c1'] - p50['gateway-c1']:.2f} ms; "
+            f"one direct round trip to the mock is {p50['direct-c1']:.2f} ms"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 s runs instead of 8 s (under 3 minutes)")
+    parser.add_argument(
+        "--litellm", action="store_true", help="also run LiteLLM proxy (installed in bench/.venv-litellm)"
+    )
+    parser.add_argument("--out", type=Path, help="write the raw results as JSON here")
+    args = parser.parse_args()
+    for tool in ("wrk", "nginx", "redis-server", "redis-cli", "taskset"):
+        if shutil.which(tool) is None:
+            print(
+                f"bench: {tool} is not installed (apt-get install wrk nginx-light redis-server util-linux)",
+                file=sys.stderr,
+            )
+            return 1
+    bench = Bench(args.quick, args.litellm)
+    try:
+        results = bench.run()
+    finally:
+        bench.stop_all()
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=1))
+    print(summarize(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
