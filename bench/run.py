@@ -116,12 +116,13 @@ class Run:
     cpu_ms_per_request: float | None
 
 
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}
 
 
 def _ms(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
-    return float(number) * _UNITS[unit]
+    """wrk's latency ("151.00us", "3.23ms", "1.02s"); NaN when it printed something else."""
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
+    return float(match.group(1)) * _UNITS[match.group(2)] if match else float("nan")
 
 
 def wrk(target: Target, body: dict, concurrency: int, seconds: float, scenario: str) -> Run:
@@ -158,8 +159,8 @@ def wrk(target: Target, body: dict, concurrency: int, seconds: float, scenario: 
         requests=requests,
         errors=errors,
         rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        p50_ms=_ms(re.search(r"50%\s+(\S+)", out).group(1)),
-        p99_ms=_ms(re.search(r"99%\s+(\S+)", out).group(1)),
+        p50_ms=_ms(m.group(1) if (m := re.search(r"50%\s+(\S+)", out)) else ""),
+        p99_ms=_ms(m.group(1) if (m := re.search(r"99%\s+(\S+)", out)) else ""),
         cpu_ms_per_request=(cpu * 1000 / requests) if cpu is not None and requests else None,
     )
 

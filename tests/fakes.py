@@ -25,6 +25,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     events: list[bytes] | None = None  # SSE events, sent one chunk each
     delay_s: float = 0.0  # before the status line
+    split_body_s: float = 0.0  # send the body in two halves this far apart (two TCP segments)
     hang: bool = False  # never answer (until the test ends or the client leaves)
     drop: bool = False  # close the connection before any byte of a response
     stop_after: int | None = None  # with events: after this many, hang (or drop, with drop_mid_stream)
@@ -177,7 +178,15 @@ class FakeUpstream:
         if reply.events is None:
             body = reply.body or b""
             hdrs = {"content-type": "application/json", **reply.headers, "content-length": str(len(body))}
-            writer.write(self._status(reply.status, hdrs) + body)
+            if reply.split_body_s:
+                half = len(body) // 2
+                writer.write(self._status(reply.status, hdrs) + body[:half])
+                await writer.drain()
+                await asyncio.sleep(reply.split_body_s)
+                body = body[half:]
+            else:
+                writer.write(self._status(reply.status, hdrs))
+            writer.write(body)
             await writer.drain()
             return True
         hdrs = {"content-type": "text/event-stream", **reply.headers, "transfer-encoding": "chunked"}

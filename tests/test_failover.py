@@ -71,6 +71,21 @@ def test_each_dialect_fails_over_to_the_next_provider(fakes, start_gateway, flav
     assert (entry["state"], entry["reason"]) == (state, reason)
 
 
+@pytest.mark.parametrize("case", ["openai-429-insufficient-quota", "deepseek-400-model-not-exist"])
+def test_an_error_body_split_across_segments_is_read_whole(fakes, start_gateway, case):
+    flavor = case.split("-")[0]
+    gateway = start_gateway(config_dict(fakes, order=(flavor, "ollama")))
+    reply = error(case)
+    reply.split_body_s = 0.05
+    fakes[flavor].script(reply)
+    assert ask(gateway.client()).headers["x-gateway-provider"] == "ollama"
+    entry = gateway.provider(flavor)
+    if flavor == "openai":
+        assert entry["reason"] == "quota_exhausted"
+    else:
+        assert entry["models"]["gpt-4o-mini"]["state"] == "cooldown"
+
+
 def test_rate_limit_cooldown_follows_the_hint(gateway, fakes):
     fakes["openai"].script(error("openai-429-rpm-x-ratelimit-reset"))  # x-ratelimit-reset-requests: 6m0s
     assert ask(gateway.client()).headers["x-gateway-provider"] == "groq"

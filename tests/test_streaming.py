@@ -94,6 +94,29 @@ def test_stall_mid_stream_ends_with_an_error(fakes, start_gateway):
     assert b"stalled" in body and b"upstream_stream_error" in body
 
 
+def test_stall_right_after_the_first_event_with_only_comments_ends_the_stream(fakes, start_gateway):
+    gateway = start_gateway(config_dict(fakes, order=("deepseek",), timeouts=SHORT))
+    fakes["deepseek"].script(
+        Reply(
+            events=payloads.STREAM_OK["deepseek"], stop_after=1, keepalive=b": keep-alive\n\n", keepalive_every_s=0.05
+        )
+    )
+    _, body = raw_stream(gateway.url)
+    assert b"stalled" in body and b"[DONE]" not in body
+
+
+def test_crlf_line_ends_split_across_chunks(gateway, fakes):
+    crlf = [e.replace(b"\n", b"\r\n") for e in payloads.STREAM_OK["openai"]]
+    pieces = []
+    for event in crlf:  # cut every event between its last CR and LF
+        pieces += [event[:-1], event[-1:]]
+    fakes["openai"].script(Reply(events=pieces))
+    _, body = raw_stream(gateway.url)
+    assert body.rstrip().endswith(b"data: [DONE]")
+    assert b"upstream_stream_error" not in body
+    assert gateway.provider("openai")["state"] == "available"
+
+
 def test_upstream_error_event_mid_stream_is_not_passed_off_as_done(gateway, fakes):
     events = payloads.STREAM_OK["openai"]
     bad = b'data: {"error":{"message":"The server had an error","type":"server_error","param":null,"code":null}}\n\n'
