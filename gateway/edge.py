@@ -115,6 +115,8 @@ class Edge:
             case UnknownModel():
                 message = f"The model '{exc.model}' does not exist or no configured provider serves it."
                 await respond(send, 404, error_body(404, message, param="model", code="model_not_found"))
+            case NoProviderAvailable() if exc.request_too_large():
+                await respond(send, 413, error_body(413, exc.message(), code="request_too_large"))
             case NoProviderAvailable():
                 wait = exc.retry_after_s()
                 headers = [(b"retry-after", str(wait).encode())]
@@ -139,9 +141,9 @@ class Edge:
             watch.disarm()
             return await self._fail(send, exc)
         headers = [*_SSE_HEADERS, _served_by(provider.name)]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": stream.first, "more_body": True})
         try:
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": stream.first, "more_body": True})
             async for block in stream.events():
                 await send({"type": "http.response.body", "body": block, "more_body": True})
         except ProviderFailed as exc:
@@ -152,6 +154,8 @@ class Edge:
             )
             event = b"data: " + error_body(502, message, code="upstream_stream_error") + b"\n\n"
             await send({"type": "http.response.body", "body": event, "more_body": True})
+        finally:
+            stream.close()  # idempotent; covers a cancel before the relay began
         watch.disarm()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 

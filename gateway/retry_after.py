@@ -7,6 +7,7 @@ sentence OpenAI and Groq put in the message. The caller clamps; nothing here sle
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -31,20 +32,24 @@ def parse_go_duration(text: str) -> float | None:
     return total
 
 
-def _seconds(value: str) -> float | None:
+def _number(value: str) -> float | None:
+    """A finite, non-negative number ("nan", "inf" and "-5" are garbage, not waits)."""
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
-        return parse_go_duration(value)
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+def _seconds(value: str) -> float | None:
+    number = _number(value)
+    return number if number is not None else parse_go_duration(value)
 
 
 def from_headers(headers: Mapping[str, str]) -> float | None:
     """The wait a response's headers ask for, most specific first."""
-    if (value := headers.get("retry-after-ms")) is not None:
-        try:
-            return float(value) / 1000
-        except ValueError:
-            pass
+    if (value := headers.get("retry-after-ms")) is not None and (ms := _number(value)) is not None:
+        return ms / 1000
     if (value := headers.get("retry-after")) is not None:
         seconds = _seconds(value)
         if seconds is not None:

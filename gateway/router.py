@@ -42,6 +42,7 @@ class Skip:
     remaining_s: float | None = None  # benched for this long; None: not benched
     status: int | None = None
     cause: str = ""  # our own words for a network failure; never provider text
+    request_only: bool = False  # the failure belongs to this request (too large), not to the provider
 
     def describe(self, model: str) -> str:
         name = self.provider.name
@@ -50,6 +51,8 @@ class Skip:
         match self.kind:
             case FailureClass.QUOTA:
                 return f"{name}: credits exhausted{wait} or add credits"
+            case FailureClass.RATE_LIMIT if self.request_only:
+                return f"{name}: this request exceeds its per-minute token budget"
             case FailureClass.RATE_LIMIT:
                 return f"{name}: rate limited{wait}"
             case FailureClass.AUTH:
@@ -85,8 +88,13 @@ class NoProviderAvailable(Exception):
 
     def retry_after_s(self) -> int:
         """The soonest a retry can help: the shortest cooldown, or 1 s after failures that benched nothing."""
-        waits = [s.remaining_s or 1.0 for s in self.skips if s.kind != MISSING_KEY]
+        waits = [s.remaining_s or 1.0 for s in self.skips if s.kind != MISSING_KEY and not s.request_only]
         return max(1, math.ceil(min(waits))) if waits else 3600
+
+    def request_too_large(self) -> bool:
+        """Every provider that was tried refused this request's size, and none is out: retrying cannot help."""
+        tried = [s for s in self.skips if s.kind != MISSING_KEY]
+        return bool(tried) and all(s.request_only for s in tried)
 
 
 class Router:
@@ -157,15 +165,19 @@ class Router:
 
     def record_failure(self, provider: Provider, model: str, failure: Failure) -> Skip:
         """Bench the provider (or just this model) as the failure's class says, and say why it was skipped."""
-        seconds = self._cooldown_s(provider, failure)
-        if seconds:
-            key = f"{provider.name}/{model}" if failure.kind is FailureClass.MODEL_NOT_FOUND else provider.name
-            now = time.time()
+        key = f"{provider.name}/{model}" if failure.kind is FailureClass.MODEL_NOT_FOUND else provider.name
+        now = time.time()
+        current = self.store.get(key, now)
+        seconds = self._cooldown_s(provider, failure, already_benched=current is not None)
+        if seconds and (current is None or now + seconds > current.until):
             self.store.set(key, Cooldown(failure.kind.value, failure.detail, now, now + seconds))
+        elif current is not None:
+            # A late answer from a request already in flight never shortens a longer bench.
+            seconds = current.remaining(now)
         cause = failure.detail if failure.status is None else ""
-        return Skip(provider, failure.kind.value, seconds, failure.status, cause)
+        return Skip(provider, failure.kind.value, seconds, failure.status, cause, request_only=not failure.bench)
 
-    def _cooldown_s(self, provider: Provider, failure: Failure) -> float | None:
+    def _cooldown_s(self, provider: Provider, failure: Failure, *, already_benched: bool) -> float | None:
         limits = self.config.cooldowns
         hint = failure.retry_after_s
         match failure.kind:
@@ -176,7 +188,8 @@ class Router:
                 return min(max(hint if hint is not None else limits.rate_limit_s, 1.0), limits.quota_s)
             case FailureClass.AUTH | FailureClass.MODEL_NOT_FOUND:
                 return limits.auth_s
-            case FailureClass.TRANSIENT:
+            case FailureClass.TRANSIENT if not already_benched:
+                # Failures of requests that were in flight when the breaker opened do not count again.
                 streak = self._streak[provider.name] = self._streak.get(provider.name, 0) + 1
                 if streak < limits.transient_failures:
                     return None

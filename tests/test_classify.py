@@ -34,3 +34,13 @@ def test_details_never_carry_keys():
     for case in ERROR_CASES:
         failure = classify(DIALECTS[case.flavor], parse_error(case.status, case.headers, case.body))
         assert "sk-" not in failure.detail and "gsk_" not in failure.detail and len(failure.detail) <= 200
+
+
+def test_odd_gemini_details_do_not_crash_the_classifier():
+    body = (
+        b'{"error":{"code":429,"status":"RESOURCE_EXHAUSTED","message":"x","details":['
+        b'{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":["oops", 3, {"quotaId":"PerDay"}]},'
+        b'{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":7}]}}'
+    )
+    failure = classify(DIALECTS["gemini"], parse_error(429, {}, body))
+    assert failure.kind == FailureClass.QUOTA

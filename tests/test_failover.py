@@ -98,6 +98,16 @@ def test_request_too_large_fails_over_without_benching(gateway, fakes):
     assert gateway.provider("openai")["state"] == "available"
 
 
+def test_a_request_too_large_for_every_provider_is_a_413_not_a_retry(fakes, start_gateway):
+    gateway = start_gateway(config_dict(fakes, order=("openai", "groq")))
+    fakes["openai"].script(error("openai-429-tpm-request-too-large"))
+    fakes["groq"].script(error("groq-413-request-too-large"))
+    with pytest.raises(openai.APIStatusError) as caught:
+        ask(gateway.client())
+    assert caught.value.status_code == 413
+    assert "per-minute token budget" in caught.value.message
+
+
 def test_caller_fault_goes_back_unchanged_and_cools_nothing(gateway, fakes):
     fakes["openai"].script(error("openai-400-context-length-exceeded"))
     with pytest.raises(openai.BadRequestError) as caught:

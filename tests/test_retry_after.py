@@ -38,6 +38,9 @@ def test_header_precedence_and_forms():
     when = email.utils.formatdate(time.time() + 120, usegmt=True)
     assert retry_after.from_headers({"retry-after": when}) == pytest.approx(120, abs=2)
     assert retry_after.from_headers({"retry-after": "soon"}) is None
+    for garbage in ("nan", "inf", "-5"):
+        assert retry_after.from_headers({"retry-after": garbage}) is None
+        assert retry_after.from_headers({"retry-after-ms": garbage}) is None
     assert retry_after.from_headers({}) is None
 
 

@@ -17,6 +17,11 @@ def _detail(err: UpstreamError, kind: str) -> dict:
     return next((d for d in err.details if d.get("@type") == _RPC + kind), {})
 
 
+def _violations(err: UpstreamError) -> list[dict]:
+    violations = _detail(err, "QuotaFailure").get("violations")
+    return [v for v in violations if isinstance(v, dict)] if isinstance(violations, list) else []
+
+
 class Gemini(Dialect):
     flavor = "gemini"
 
@@ -34,8 +39,7 @@ class Gemini(Dialect):
             return True
         if err.rpc_status != "RESOURCE_EXHAUSTED":
             return False
-        violations = _detail(err, "QuotaFailure").get("violations") or []
-        for violation in violations:
+        for violation in _violations(err):
             # A per-day quota lasts until the day turns; a quota of 0 means no access on this tier.
             if "PerDay" in str(violation.get("quotaId", "")) or str(violation.get("quotaValue")) == "0":
                 return True
