@@ -9,9 +9,14 @@ Redis layout (prefix `gateway:` by default): `cooldown:<key>` holds the JSON val
 TTL = cooldown; the set `cooldown-keys` indexes them (no SCAN over a shared keyspace); the counter
 `cooldown-version` is bumped on every change.
 
+Writes are extend-only (a Lua compare on the TTL): a late, shorter cooldown never un-benches a
+provider that another replica, or an earlier answer, benched for longer.
+
 Redis must never slow or fail a request: every call has a short timeout and no client-side
 retries; after `max_errors` failures in a row the store stops asking for a while (growing) and
-serves from its local view; when Redis answers again, cooldowns set meanwhile are pushed back.
+serves from its local view. Local changes Redis has not confirmed are kept and retried by one
+flusher; when Redis comes back (or its version counter goes back, as after a flush or restart),
+this replica's active cooldowns are written back.
 """
 
 from __future__ import annotations
@@ -77,6 +82,18 @@ class LocalStore:
         pass
 
 
+# Extend-only write: a cooldown never shortens a longer one already in Redis (another replica's,
+# or this one's from before a late answer), so concurrent failures cannot un-bench a provider.
+_EXTEND = """
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl >= tonumber(ARGV[2]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('INCR', KEYS[3])
+return 1
+"""
+
+
 class RedisStore(LocalStore):
     backend = "redis"
 
@@ -100,30 +117,37 @@ class RedisStore(LocalStore):
         self._index = f"{prefix}cooldown-keys"
         self._version_key = f"{prefix}cooldown-version"
         self._redis: Redis | None = None
+        self._extend: Any = None
         self._sync_task: asyncio.Task[None] | None = None
-        self._writes: set[asyncio.Task[None]] = set()
+        self._flush_task: asyncio.Task[None] | None = None
+        # Local changes Redis has not confirmed yet, newest per key (None: a clear). Retried until
+        # they land, and they win over what a reload reads meanwhile.
+        self._pending: dict[str, Cooldown | None] = {}
         self._errors = 0
         self._paused_until = 0.0
         self._pause_s = 1.0
         self._state = "starting"
         self._last_error = ""
-        self._seen_version: bytes | None = None
-        self._unsynced: set[str] = set()  # keys changed locally that Redis has not confirmed
+        self._seen_version: int | None = None
 
     # -- the contract -------------------------------------------------------------------------
 
     def set(self, key: str, cooldown: Cooldown) -> None:
         super().set(key, cooldown)
-        self._write_behind(key, self._push(key, cooldown))
+        self._pending[key] = cooldown
+        self._kick_flush()
 
     def clear(self, key: str) -> None:
         super().clear(key)
-        self._write_behind(key, self._delete(key))
+        self._pending[key] = None
+        self._kick_flush()
 
     def status(self) -> dict[str, Any]:
         status: dict[str, Any] = {"backend": self.backend, "state": self._state, "url": _safe_url(self._url)}
         if self._state != "ok" and self._last_error:
             status["last_error"] = self._last_error
+        if self._pending:
+            status["unsynced"] = len(self._pending)
         return status
 
     async def start(self) -> None:
@@ -135,10 +159,11 @@ class RedisStore(LocalStore):
             retry=Retry(NoBackoff(), 0),
             health_check_interval=0,
         )
+        self._extend = self._redis.register_script(_EXTEND)
         self._sync_task = asyncio.create_task(self._sync_forever(), name="cooldown-sync")
 
     async def close(self) -> None:
-        tasks = [t for t in (self._sync_task, *self._writes) if t is not None]
+        tasks = [t for t in (self._sync_task, self._flush_task) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -162,11 +187,10 @@ class RedisStore(LocalStore):
             self._failed(exc)
             return None
         if self._state != "ok":
-            recovered = self._state == "down"
-            self._state, self._errors, self._pause_s = "ok", 0, 1.0
-            if recovered:
+            if self._state == "down":
                 log.warning("redis is back; resyncing cooldowns")
-                await self._push_local_view()
+                self._requeue_local_view()
+            self._state, self._pause_s = "ok", 1.0
         self._errors = 0
         return result
 
@@ -180,30 +204,34 @@ class RedisStore(LocalStore):
             self._paused_until = time.monotonic() + self._pause_s
             self._pause_s = min(self._pause_s * 2, 30.0)
 
-    def _write_behind(self, key: str, write: Any) -> None:
-        self._unsynced.add(key)
-        task = asyncio.get_running_loop().create_task(write)
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
+    def _requeue_local_view(self) -> None:
+        """Redis may have restarted or been flushed: give back what this replica knows (extend-only)."""
+        for key, cooldown in self.active(time.time()).items():
+            self._pending.setdefault(key, cooldown)
+        self._kick_flush()
 
-    async def _push(self, key: str, cooldown: Cooldown, *, only_if_absent: bool = False) -> None:
+    def _kick_flush(self) -> None:
+        # One flusher at a time, so a hung Redis cannot pile up a task per failure.
+        if self._redis is not None and (self._flush_task is None or self._flush_task.done()):
+            self._flush_task = asyncio.get_running_loop().create_task(self._flush(), name="cooldown-flush")
+
+    async def _flush(self) -> None:
+        for key, value in list(self._pending.items()):
+            ok = await (self._delete(key) if value is None else self._push(key, value))
+            if not ok:
+                return  # Redis is failing: the sync loop retries once it answers again
+            if self._pending.get(key, _GONE) is value:  # unless the key changed again meanwhile
+                del self._pending[key]
+
+    async def _push(self, key: str, cooldown: Cooldown) -> bool:
         ttl_ms = int((cooldown.until - time.time()) * 1000)
         if ttl_ms <= 0:
-            self._unsynced.discard(key)
-            return
+            return True  # expired while waiting: nothing left to share
         value = orjson.dumps(asdict(cooldown))
+        keys = [self._key_prefix + key, self._index, self._version_key]
+        return await self._call(lambda _redis: self._extend(keys=keys, args=[value, ttl_ms, key])) is not None
 
-        async def call(redis: Redis) -> Any:
-            async with redis.pipeline(transaction=True) as pipe:
-                pipe.set(self._key_prefix + key, value, px=ttl_ms, nx=only_if_absent)
-                pipe.sadd(self._index, key)
-                pipe.incr(self._version_key)
-                return await pipe.execute()
-
-        if await self._call(call) is not None:
-            self._unsynced.discard(key)
-
-    async def _delete(self, key: str) -> None:
+    async def _delete(self, key: str) -> bool:
         async def call(redis: Redis) -> Any:
             async with redis.pipeline(transaction=True) as pipe:
                 pipe.delete(self._key_prefix + key)
@@ -211,26 +239,34 @@ class RedisStore(LocalStore):
                 pipe.incr(self._version_key)
                 return await pipe.execute()
 
-        if await self._call(call) is not None:
-            self._unsynced.discard(key)
-
-    async def _push_local_view(self) -> None:
-        """After an outage Redis may have restarted empty: give back what this replica knows."""
-        now = time.time()
-        for key, cooldown in self.active(now).items():
-            await self._push(key, cooldown, only_if_absent=key not in self._unsynced)
+        return await self._call(call) is not None
 
     async def _sync_forever(self) -> None:
         last_full = 0.0
         while True:
-            version = await self._call(lambda r: r.get(self._version_key))
-            now = time.monotonic()
-            if self._state == "ok" and (version != self._seen_version or now - last_full >= self._resync_s):
-                if await self._reload(version):
-                    last_full = now
+            try:
+                last_full = await self._sync_once(last_full)
+            except Exception as exc:  # a bad value must not end syncing for good
+                log.exception("cooldown sync failed; retrying")
+                self._last_error = f"sync: {type(exc).__name__}: {exc}"[:200]
             await asyncio.sleep(max(self._poll_s, self._paused_until - time.monotonic()))
 
-    async def _reload(self, version: bytes | None) -> bool:
+    async def _sync_once(self, last_full: float) -> float:
+        raw = await self._call(lambda r: r.get(self._version_key))
+        if self._state != "ok":
+            return last_full
+        version = int(raw) if raw is not None else 0
+        if self._seen_version is not None and version < self._seen_version:
+            self._requeue_local_view()  # the counter went back: Redis lost its data
+        if self._pending:
+            self._kick_flush()
+        now = time.monotonic()
+        if (version != self._seen_version or now - last_full >= self._resync_s) and await self._reload(version):
+            return now
+        return last_full
+
+    async def _reload(self, version: int) -> bool:
+        in_flight = set(self._pending)  # changes that may land while this reload reads
         keys = await self._call(lambda r: r.smembers(self._index))
         if keys is None:
             return False
@@ -250,15 +286,14 @@ class RedisStore(LocalStore):
         view: dict[str, Cooldown] = {}
         expired: list[str] = []
         for name, raw, ttl_ms in zip(names, replies[0::2], replies[1::2], strict=True):
-            if raw is None or ttl_ms is None or ttl_ms <= 0:
+            cooldown = _decode(name, raw, ttl_ms, now)
+            if cooldown is None:
                 expired.append(name)
-                continue
-            doc = orjson.loads(raw)
-            # The TTL is the truth; local `until` from it is immune to clock skew between replicas.
-            view[name] = Cooldown(doc["reason"], doc["detail"], doc["since"], now + ttl_ms / 1000)
-        for key in self._unsynced:  # local changes not yet written win over what Redis had
-            if key in self._view:
-                view[key] = self._view[key]
+            else:
+                view[name] = cooldown
+        for key in in_flight | set(self._pending):  # local changes not yet confirmed win
+            if (local := self._view.get(key)) is not None:
+                view[key] = local
             else:
                 view.pop(key, None)
         self._view = view
@@ -266,6 +301,24 @@ class RedisStore(LocalStore):
         if expired:
             await self._call(lambda r: r.srem(self._index, *expired))
         return True
+
+
+_GONE = object()
+
+
+def _decode(name: str, raw: bytes | None, ttl_ms: int | None, now: float) -> Cooldown | None:
+    """A cooldown read back from Redis; None when gone or unreadable (logged, never fatal)."""
+    if raw is None or ttl_ms is None or ttl_ms <= 0:
+        return None
+    try:
+        doc = orjson.loads(raw)
+        # The TTL is the truth; `until` from it is immune to clock skew between replicas.
+        return Cooldown(
+            str(doc["reason"]), str(doc.get("detail", "")), float(doc.get("since", now)), now + ttl_ms / 1000
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        log.warning("ignoring unreadable cooldown %r in redis", name)
+        return None
 
 
 def _safe_url(url: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 
 import redis
 from openai import OpenAI
@@ -95,3 +96,53 @@ def test_a_hung_redis_does_not_stall_requests(fakes, start_gateway, redis_server
         os.kill(redis_server.proc.pid, signal.SIGCONT)
     check = redis.Redis.from_url(redis_server.url)
     wait_for(lambda: check.exists("gateway:cooldown:openai"), timeout=15, what="the cooldown to reach redis")
+
+
+def bench_in_redis(client: redis.Redis, name: str, seconds: int = 600, reason: str = "quota_exhausted") -> None:
+    """Write a cooldown the way another replica does."""
+    now = time.time()
+    value = json.dumps({"reason": reason, "detail": "set elsewhere", "since": now, "until": now + seconds})
+    client.set(f"gateway:cooldown:{name}", value, ex=seconds)
+    client.sadd("gateway:cooldown-keys", name)
+    client.incr("gateway:cooldown-version")
+
+
+def test_a_write_that_failed_once_is_retried_and_does_not_blind_the_replica(fakes, start_gateway, redis_server):
+    gateway = start_gateway(config_dict(fakes), redis_server.url)
+    client = redis.Redis.from_url(redis_server.url)
+    wait_for(lambda: gateway.health()["store"]["state"] == "ok", timeout=5, what="redis to be seen")
+    client.execute_command("CLIENT", "PAUSE", "400", "WRITE")  # the next write times out
+    fakes["openai"].script(error("openai-429-insufficient-quota"))
+    assert served_by(gateway.client()) == "groq"
+    wait_for(lambda: client.exists("gateway:cooldown:openai"), timeout=10, what="the failed write to be retried")
+    bench_in_redis(client, "groq")  # another replica benches groq: this one must still learn it
+    wait_for(lambda: gateway.provider("groq")["state"] == "cooldown", timeout=5, what="groq's bench to be seen")
+    assert served_by(gateway.client()) == "gemini"
+
+
+def test_an_unreadable_value_in_redis_does_not_stop_syncing(fakes, start_gateway, redis_server):
+    gateway = start_gateway(config_dict(fakes), redis_server.url)
+    client = redis.Redis.from_url(redis_server.url)
+    client.set("gateway:cooldown:bogus", b"{not json", ex=600)
+    client.sadd("gateway:cooldown-keys", "bogus")
+    client.set("gateway:cooldown:deepseek", b'{"detail": "no reason"}', ex=600)
+    client.sadd("gateway:cooldown-keys", "deepseek")
+    client.incr("gateway:cooldown-version")
+    bench_in_redis(client, "openai")
+    wait_for(lambda: gateway.provider("openai")["state"] == "cooldown", timeout=5, what="the valid bench")
+    assert gateway.provider("deepseek")["state"] == "available"
+    bench_in_redis(client, "groq")  # still syncing afterwards
+    wait_for(lambda: gateway.provider("groq")["state"] == "cooldown", timeout=5, what="a later bench")
+    assert gateway.health()["store"]["state"] == "ok"
+
+
+def test_a_bench_is_never_shortened_in_redis(fakes, start_gateway, redis_server):
+    gateway = start_gateway(config_dict(fakes), redis_server.url)
+    client = redis.Redis.from_url(redis_server.url)
+    wait_for(lambda: gateway.health()["store"]["state"] == "ok", timeout=5, what="redis to be seen")
+    # Another replica's long bench, not yet announced: this replica still sends openai traffic.
+    client.set("gateway:cooldown:openai", b'{"reason": "quota_exhausted", "detail": "", "since": 0}', ex=3000)
+    fakes["openai"].script(error("openai-429-rpm-retry-after"))  # a 7 s rate limit
+    assert served_by(gateway.client()) == "groq"
+    wait_for(lambda: not gateway.health()["store"].get("unsynced"), timeout=5, what="the write to be answered")
+    assert client.ttl("gateway:cooldown:openai") > 2900
