@@ -2,4 +2,4 @@
 wrk.method = "POST"
 wrk.body = os.getenv("BENCH_BODY")
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer sk-client"
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_CLIENT_KEY")

@@ -34,6 +34,8 @@ sys.path.insert(0, str(BENCH))
 from mock_sse import COMPLETION  # noqa: E402
 
 PROXY_CPU, LOAD_CPU = "0", "1"
+# Every target gets this bearer token; LiteLLM proxy refuses to start without a strong master key.
+CLIENT_KEY = "sk-bench-master-6f1c2a9e4b7d4e0f8a3c5b1d2e9f7a60"
 TICK = os.sysconf("SC_CLK_TCK")
 QUOTA_BODY = json.dumps(
     {
@@ -75,7 +77,8 @@ def children(pid: int) -> list[int]:
 
 
 def post(url: str, body: dict, timeout: float = 2.0) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, json.dumps(body).encode(), {"content-type": "application/json"})
+    headers = {"content-type": "application/json", "authorization": f"Bearer {CLIENT_KEY}"}
+    request = urllib.request.Request(url, json.dumps(body).encode(), headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read()
@@ -103,6 +106,21 @@ class Target:
     pids: list[int] = field(default_factory=list)
 
 
+def settle(target: Target, limit_s: float = 60) -> None:
+    """Wait until the target stops using CPU: an overloaded proxy (LiteLLM) works through its
+    backlog after wrk stops, and would steal the shared core from the next target's run."""
+    if not target.pids:
+        return
+    end = time.monotonic() + limit_s
+    last = cpu_seconds(target.pids)
+    while time.monotonic() < end:
+        time.sleep(0.5)
+        now = cpu_seconds(target.pids)
+        if now - last <= 0.02:  # two clock ticks in half a second: idle
+            return
+        last = now
+
+
 @dataclass
 class Run:
     target: str
@@ -122,11 +140,14 @@ _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}
 def _ms(text: str) -> float:
     """wrk's latency ("151.00us", "3.23ms", "1.02s"); NaN when it printed something else."""
     match = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
-    return float(match.group(1)) * _UNITS[match.group(2)] if match else float("nan")
+    if match is None:
+        print(f"bench: unreadable wrk latency {text!r}", file=sys.stderr)
+        return float("nan")
+    return float(match.group(1)) * _UNITS[match.group(2)]
 
 
 def wrk(target: Target, body: dict, concurrency: int, seconds: float, scenario: str) -> Run:
-    env = {**os.environ, "BENCH_BODY": json.dumps(body)}
+    env = {**os.environ, "BENCH_BODY": json.dumps(body), "BENCH_CLIENT_KEY": CLIENT_KEY}
     before = cpu_seconds(target.pids) if target.pids else None
     out = subprocess.run(
         [
@@ -148,6 +169,7 @@ def wrk(target: Target, body: dict, concurrency: int, seconds: float, scenario: 
         check=True,
     ).stdout
     cpu = (cpu_seconds(target.pids) - before) if before is not None else None
+    settle(target)
     requests = int(re.search(r"(\d+) requests in", out).group(1))
     errors = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
     if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
@@ -159,8 +181,8 @@ def wrk(target: Target, body: dict, concurrency: int, seconds: float, scenario: 
         requests=requests,
         errors=errors,
         rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        p50_ms=_ms(m.group(1) if (m := re.search(r"50%\s+(\S+)", out)) else ""),
-        p99_ms=_ms(m.group(1) if (m := re.search(r"99%\s+(\S+)", out)) else ""),
+        p50_ms=_ms(m.group(1) if (m := re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE)) else ""),
+        p99_ms=_ms(m.group(1) if (m := re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE)) else ""),
         cpu_ms_per_request=(cpu * 1000 / requests) if cpu is not None and requests else None,
     )
 
@@ -360,16 +382,28 @@ class Bench:
         }
         path = self.tmp / "litellm.yaml"
         path.write_text(json.dumps(config))
-        env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"}
+        env = {
+            **os.environ,
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            "LITELLM_LOG": "ERROR",
+            "LITELLM_MASTER_KEY": CLIENT_KEY,
+        }
         started = time.monotonic()
         proc = self.spawn(
-            [str(exe), "--config", str(path), "--port", str(port), "--num_workers", "1"], PROXY_CPU, env=env
+            [str(exe), "--config", str(path), "--port", str(port), "--num_workers", "1"],
+            PROXY_CPU,
+            env=env,
+            stderr=(self.tmp / "litellm.log").open("w"),
         )
-        ready = wait_until_200(
-            f"http://127.0.0.1:{port}/v1/chat/completions",
-            {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
-            180,
-        )
+        try:
+            ready = wait_until_200(
+                f"http://127.0.0.1:{port}/v1/chat/completions",
+                {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+                180,
+            )
+        except RuntimeError:
+            print((self.tmp / "litellm.log").read_text()[-3000:], file=sys.stderr)
+            raise
         return Target("litellm", f"http://127.0.0.1:{port}/v1", [proc.pid, *children(proc.pid)]), ready - started
 
     # -- scenarios ---------------------------------------------------------------------------------
