@@ -242,7 +242,12 @@ class Upstream:
                 pieces.append(piece)
                 size += len(piece)
         finally:
-            response.close()
+            # A fully read error keeps its connection for the next call (a failover per request
+            # would otherwise open a new one each time); a cut one must not be reused.
+            if response.content.at_eof():
+                response.release()
+            else:
+                response.close()
         body = b"".join(pieces)
         err = parse_error(response.status, response.headers, body)
         failure = classify(provider.dialect, err)
