@@ -536,7 +536,7 @@ def summarize(results: dict) -> str:
     lines = [
         f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
         f"python {platform.python_version()}; date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
-        f"medians of {max(len(g) for g in groups.values())} runs",
+        f"medians of {min(len(g) for g in groups.values())} interleaved runs or more",
         "",
         "| target | scenario | c | req/s | p50 ms | p99 ms | CPU ms/req (min-max) | errors |",
         "|---|---|---|---|---|---|---|---|",
