@@ -94,17 +94,6 @@ def test_stall_mid_stream_ends_with_an_error(fakes, start_gateway):
     assert b"stalled" in body and b"upstream_stream_error" in body
 
 
-def test_stall_right_after_the_first_event_with_only_comments_ends_the_stream(fakes, start_gateway):
-    gateway = start_gateway(config_dict(fakes, order=("deepseek",), timeouts=SHORT))
-    fakes["deepseek"].script(
-        Reply(
-            events=payloads.STREAM_OK["deepseek"], stop_after=1, keepalive=b": keep-alive\n\n", keepalive_every_s=0.05
-        )
-    )
-    _, body = raw_stream(gateway.url)
-    assert b"stalled" in body and b"[DONE]" not in body
-
-
 def test_crlf_line_ends_split_across_chunks(gateway, fakes):
     crlf = [e.replace(b"\n", b"\r\n") for e in payloads.STREAM_OK["openai"]]
     pieces = []
@@ -126,11 +115,15 @@ def test_upstream_error_event_mid_stream_is_not_passed_off_as_done(gateway, fake
     assert b"[DONE]" not in body and b"upstream_stream_error" in body
 
 
-def test_keepalive_comments_mid_stream_do_not_reset_the_stall_deadline(fakes, start_gateway):
+@pytest.mark.parametrize("good_events", [1, 2], ids=["right-after-the-first-event", "mid-stream"])
+def test_keepalive_comments_after_commit_do_not_reset_the_stall_deadline(fakes, start_gateway, good_events):
     gateway = start_gateway(config_dict(fakes, order=("deepseek",), timeouts=SHORT))
     fakes["deepseek"].script(
         Reply(
-            events=payloads.STREAM_OK["deepseek"], stop_after=2, keepalive=b": keep-alive\n\n", keepalive_every_s=0.05
+            events=payloads.STREAM_OK["deepseek"],
+            stop_after=good_events,
+            keepalive=b": keep-alive\n\n",
+            keepalive_every_s=0.05,
         )
     )
     _, body = raw_stream(gateway.url)
