@@ -51,12 +51,15 @@ class Edge:
         self.router = router
         self.max_body_bytes = max_body_bytes
 
+    def _too_large(self) -> EdgeError:
+        limit = self.max_body_bytes
+        return EdgeError(413, f"Request body too large: the limit is {limit} bytes.", code="request_too_large")
+
     async def _read_body(self, scope: dict[str, Any], receive: Receive) -> bytes:
         limit = self.max_body_bytes
-        too_large = EdgeError(413, f"Request body too large: the limit is {limit} bytes.", code="request_too_large")
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > limit:
-                raise too_large
+                raise self._too_large()
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -66,7 +69,7 @@ class Edge:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                raise too_large
+                raise self._too_large()
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
