@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
+from gateway.client_keys import ClientKeys
 from gateway.cooldown import make_store
 from gateway.edge import Edge, respond
 from gateway.router import Router
@@ -25,6 +26,12 @@ from gateway.upstream import Upstream
 from gateway.wire import error_body
 
 _CREATED = int(time.time())
+_OPEN_PATHS = frozenset({"/health"})  # liveness stays answerable without a gateway key
+_UNAUTHORIZED = error_body(
+    401,
+    "Missing or invalid gateway key: send 'Authorization: Bearer <key>' with a key listed in client_keys.",
+    code="invalid_api_key",
+)
 
 
 def _json(status: int, body: bytes, headers: dict[str, str] | None = None) -> Response:
@@ -47,8 +54,13 @@ class Gateway:
             "/embeddings": edge.embeddings,
         }
         self.api = self._build_api()
+        self._keys = ClientKeys(config.client_keys) if config.client_keys is not None else None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and self._keys is not None and scope["path"] not in _OPEN_PATHS:
+            authorization = next((v for k, v in scope["headers"] if k == b"authorization"), None)
+            if not self._keys.allows(authorization):
+                return await respond(send, 401, _UNAUTHORIZED, [(b"www-authenticate", b"Bearer")])
         if scope["type"] == "http" and (handler := self._hot.get(scope["path"])) is not None:
             if scope["method"] == "POST":
                 return await handler(scope, receive, send)

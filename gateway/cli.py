@@ -1,4 +1,4 @@
-"""`gateway serve`: the command line.
+"""The command line: `gateway serve`, `gateway status`, `gateway keys hash|new`.
 
 Configuration comes from `--config` (or `GATEWAY_CONFIG`, else ./providers.yaml); the store from
 `REDIS_URL` (unset: in-process). A bad config exits with status 2 and a message naming the file
@@ -8,10 +8,14 @@ and key; a missing provider key only marks that provider misconfigured.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
+import urllib.error
+import urllib.request
 
+from gateway import client_keys
 from gateway.settings import DEFAULT_CONFIG, ConfigError, load_config
 
 
@@ -27,10 +31,68 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=os.environ.get("GATEWAY_HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT", "8000")))
     serve.add_argument("--log-level", default=os.environ.get("GATEWAY_LOG_LEVEL", "warning"))
+    serve.set_defaults(run=serve_command)
+
+    status = commands.add_parser("status", help="who is serving, who is out, why and until when")
+    status.add_argument(
+        "--url",
+        default=os.environ.get("GATEWAY_URL", "http://127.0.0.1:8000"),
+        help="a running gateway (default: $GATEWAY_URL or http://127.0.0.1:8000)",
+    )
+    status.set_defaults(run=status_command)
+
+    keys = commands.add_parser("keys", help="gateway keys for client_keys in providers.yaml")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    hash_key = key_commands.add_parser("hash", help="print the client_keys entry of a key (read from stdin if omitted)")
+    hash_key.add_argument("key", nargs="?")
+    hash_key.set_defaults(run=keys_hash_command)
+    key_commands.add_parser("new", help="make a new key and print it with its entry").set_defaults(run=keys_new_command)
     return parser
 
 
-def serve(args: argparse.Namespace) -> int:
+def keys_hash_command(args: argparse.Namespace) -> int:
+    key = args.key if args.key is not None else sys.stdin.readline().rstrip("\n")
+    if not key:
+        print("gateway keys hash: no key given", file=sys.stderr)
+        return 2
+    print(client_keys.digest(key))
+    return 0
+
+
+def keys_new_command(_args: argparse.Namespace) -> int:
+    key = client_keys.new_key()
+    print(f"key (give it to the client):        {key}")
+    print(f"client_keys entry (providers.yaml): {client_keys.digest(key)}")
+    return 0
+
+
+def status_command(args: argparse.Namespace) -> int:
+    url = args.url.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            code, report = response.status, json.load(response)
+    except urllib.error.HTTPError as exc:  # 503: up, but nothing can serve
+        code, report = exc.code, json.load(exc)
+    except (OSError, ValueError) as exc:
+        print(f"gateway status: cannot read {url}: {exc}", file=sys.stderr)
+        return 2
+    print(f"gateway {args.url}: {report['status']}; serving: {', '.join(report['serving']) or 'nobody'}")
+    print(f"{'PROVIDER':<12} {'STATE':<14} {'REASON':<16} {'FOR':>8}  DETAIL")
+    for p in report["providers"]:
+        remaining = p.get("cooldown_remaining_s")
+        wait = f"{remaining:.0f} s" if remaining else "-"
+        print(f"{p['name']:<12} {p['state']:<14} {p.get('reason') or '-':<16} {wait:>8}  {p.get('detail') or ''}")
+        for model, state in p.get("models", {}).items():
+            if state["state"] != "available":
+                print(f"{'':<12} model {model}: {state['reason']} for {state['cooldown_remaining_s']:.0f} s")
+    store = report["store"]
+    print(
+        f"store: {store['backend']} {store['state']}" + (f" ({store['last_error']})" if "last_error" in store else "")
+    )
+    return 0 if code == 200 else 1
+
+
+def serve_command(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as exc:
@@ -70,7 +132,7 @@ def serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    return serve(args)
+    return args.run(args)
 
 
 if __name__ == "__main__":

@@ -104,7 +104,8 @@ class Router:
         self.upstream = upstream
         self.providers = [Provider(p, DIALECTS[p.flavor], config.api_key(p)) for p in config.providers]
         self._chains: dict[tuple[Endpoint, str], list[Provider]] = {}
-        for provider in self.providers:
+        # Last-resort providers go after all others, whatever their place in the file.
+        for provider in sorted(self.providers, key=lambda p: p.config.last_resort):
             for model in provider.config.models:
                 self._chains.setdefault((Endpoint.CHAT, model), []).append(provider)
                 if provider.dialect.supports_embeddings:
@@ -154,6 +155,8 @@ class Router:
     def _unavailable(self, provider: Provider, model: str, now: float) -> Skip | None:
         if provider.key is None:
             return Skip(provider, MISSING_KEY)
+        if provider.config.last_resort:
+            return None  # never benched
         cooldown = self.store.get(provider.name, now) or self.store.get(f"{provider.name}/{model}", now)
         if cooldown is None:
             return None
@@ -168,7 +171,7 @@ class Router:
         key = f"{provider.name}/{model}" if failure.kind is FailureClass.MODEL_NOT_FOUND else provider.name
         now = time.time()
         current = self.store.get(key, now)
-        seconds = self._cooldown_s(provider, failure, already_benched=current is not None)
+        seconds = None if provider.config.last_resort else self._cooldown_s(provider, failure, current is not None)
         if seconds and (current is None or now + seconds > current.until):
             self.store.set(key, Cooldown(failure.kind.value, failure.detail, now, now + seconds))
         elif current is not None:
@@ -177,7 +180,7 @@ class Router:
         cause = failure.detail if failure.status is None else ""
         return Skip(provider, failure.kind.value, seconds, failure.status, cause, request_only=not failure.bench)
 
-    def _cooldown_s(self, provider: Provider, failure: Failure, *, already_benched: bool) -> float | None:
+    def _cooldown_s(self, provider: Provider, failure: Failure, already_benched: bool) -> float | None:
         limits = self.config.cooldowns
         hint = failure.retry_after_s
         match failure.kind:
@@ -205,6 +208,8 @@ class Router:
         for provider in self.providers:
             cooldown = active.get(provider.name)
             entry: dict[str, Any] = {"name": provider.name, "flavor": provider.config.flavor}
+            if provider.config.last_resort:
+                entry["last_resort"] = True
             if provider.key is None:
                 entry.update(
                     state="misconfigured",

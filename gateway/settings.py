@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -35,6 +35,8 @@ class ProviderConfig(_Strict):
     base_url: str
     api_key_env: str | None = None
     models: dict[str, str] = Field(min_length=1)
+    # Never benched, and tried after every other provider: the one that must always get a chance.
+    last_resort: bool = False
 
     @field_validator("base_url")
     @classmethod
@@ -75,6 +77,8 @@ class Config(_Strict):
     cooldowns: Cooldowns = Cooldowns()
     timeouts: Timeouts = Timeouts()
     limits: Limits = Limits()
+    # When present, every /v1 request needs `Authorization: Bearer <key>` whose SHA-256 is listed.
+    client_keys: list[Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]] | None = None
 
     @field_validator("providers")
     @classmethod

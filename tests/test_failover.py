@@ -247,3 +247,20 @@ def test_client_that_leaves_cancels_the_upstream_call(gateway, fakes):
     assert fakes["openai"].disconnected.wait(5), "upstream still open after the client left"
     assert fakes["groq"].calls() == 0  # a client that left is no provider failure
     assert gateway.provider("openai")["state"] == "available"
+
+
+def test_a_last_resort_provider_is_never_benched_and_always_tried_last(fakes, start_gateway):
+    config = config_dict(fakes, order=("ollama", "openai", "groq"))
+    config["providers"][0]["last_resort"] = True  # first in the file, still tried last
+    gateway = start_gateway(config)
+    assert ask(gateway.client()).headers["x-gateway-provider"] == "openai"
+    fakes["openai"].script(error("openai-429-insufficient-quota"))
+    fakes["groq"].script(error("groq-429-rpd-daily-quota"))
+    fakes["ollama"].script(*(error("ollama-503-server-busy") for _ in range(5)))
+    for _ in range(5):  # busy every time, and every time tried again
+        with pytest.raises(openai.InternalServerError):
+            ask(gateway.client())
+    assert fakes["ollama"].calls() == 5
+    entry = gateway.provider("ollama")
+    assert (entry["state"], entry["last_resort"]) == ("available", True)
+    assert ask(gateway.client()).headers["x-gateway-provider"] == "ollama"

@@ -11,6 +11,7 @@ import yaml
 
 from gateway.settings import ConfigError, load_config
 from tests.conftest import ROOT, config_dict
+from tests.fakes import error
 
 
 def test_shipped_providers_yaml_is_the_contract():
@@ -94,6 +95,31 @@ def test_cli_serves_with_config_from_the_environment(fakes, spawn_gateway):
     )
     assert completion.choices[0].message.content == "Hello from openai"
     assert gateway.health()["store"]["backend"] == "memory"
+
+
+def test_status_cli_says_who_is_out_and_why(fakes, spawn_gateway):
+    gateway = spawn_gateway(config_dict(fakes))
+    fakes["openai"].script(error("openai-429-insufficient-quota"))
+    gateway.client().chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "status", "--url", gateway.url],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    line = next(ln for ln in result.stdout.splitlines() if ln.startswith("openai"))
+    assert "cooldown" in line and "quota_exhausted" in line and "You exceeded your current quota" in line
+    assert "store: memory ok" in result.stdout
+    down = subprocess.run(
+        [sys.executable, "-m", "gateway", "status", "--url", "http://127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+    )
+    assert down.returncode == 2 and "cannot read" in down.stderr
 
 
 def test_docker_compose_runs_gateway_redis_and_ollama():

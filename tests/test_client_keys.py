@@ -1,0 +1,87 @@
+"""Gateway keys: without a listed key a request gets a 401 in OpenAI's shape and reaches no provider."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import httpx
+import openai
+import pytest
+import yaml
+
+from gateway.client_keys import digest
+from gateway.settings import ConfigError, load_config
+from tests.conftest import ROOT, config_dict
+
+GOOD = "sk-gw-good-key-0123456789"
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture
+def locked(fakes, start_gateway):
+    return start_gateway(config_dict(fakes, client_keys=[digest("sk-gw-other"), digest(GOOD)]))
+
+
+def test_a_listed_key_is_served(locked, fakes):
+    client = openai.OpenAI(base_url=f"{locked.url}/v1", api_key=GOOD, max_retries=0)
+    assert client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES).choices[0].message.content
+    assert client.models.list().data[0].id == "gpt-4o-mini"
+    assert fakes["openai"].last().headers["authorization"] != f"Bearer {GOOD}"  # never forwarded
+
+
+@pytest.mark.parametrize("key", ["sk-gw-wrong", GOOD + "x", GOOD.upper()])
+def test_a_wrong_key_is_a_401_and_reaches_no_provider(locked, fakes, key):
+    client = openai.OpenAI(base_url=f"{locked.url}/v1", api_key=key, max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as caught:
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert caught.value.code == "invalid_api_key"
+    with pytest.raises(openai.AuthenticationError):
+        client.embeddings.create(model="text-embedding-3-small", input="x")
+    assert sum(len(f.requests) for f in fakes.values()) == 0
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        b"",
+        b"Bearer",
+        b"Basic " + GOOD.encode(),
+        b"Bearer \xff\xfe\xc3\x28",
+        b"Bearer " + b"k" * 100_000,
+    ],
+    ids=["missing", "empty", "no-key", "basic", "non-ascii", "huge"],
+)
+def test_odd_authorization_headers_are_401_never_500(locked, fakes, header):
+    headers = {} if header is None else {"authorization": header}
+    response = httpx.post(
+        f"{locked.url}/v1/chat/completions", headers=headers, json={"model": "gpt-4o-mini", "messages": MESSAGES}
+    )
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_api_key"
+    assert sum(len(f.requests) for f in fakes.values()) == 0
+
+
+def test_health_stays_open(locked):
+    assert httpx.get(f"{locked.url}/health").status_code == 200
+
+
+def test_malformed_entries_are_config_errors(fakes, tmp_path):
+    path = tmp_path / "providers.yaml"
+    path.write_text(yaml.safe_dump(config_dict(fakes, client_keys=["sk-plain-key-in-the-file"])))
+    with pytest.raises(ConfigError, match=r"client_keys\[0\]"):
+        load_config(path)
+
+
+def test_keys_hash_cli_matches_the_check():
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "keys", "hash"],
+        input=GOOD + "\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0
+    assert result.stdout.strip() == digest(GOOD)
