@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
+from gateway.admin import add_admin_routes
 from gateway.client_keys import ClientKeys
 from gateway.cooldown import make_store
 from gateway.edge import Edge, respond
@@ -41,7 +42,7 @@ def _json(status: int, body: bytes, headers: dict[str, str] | None = None) -> Re
 class Gateway:
     """The ASGI callable uvicorn serves."""
 
-    def __init__(self, config: Config, redis_url: str | None = None) -> None:
+    def __init__(self, config: Config, redis_url: str | None = None, admin_key: str | None = None) -> None:
         self.config = config
         self.store = make_store(redis_url)
         self.upstream = Upstream(config.timeouts)
@@ -54,10 +55,17 @@ class Gateway:
             "/embeddings": edge.embeddings,
         }
         self.api = self._build_api()
+        if admin_key:
+            add_admin_routes(self.api, self.router, admin_key)
         self._keys = ClientKeys(config.client_keys) if config.client_keys is not None else None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and self._keys is not None and scope["path"] not in _OPEN_PATHS:
+        if (
+            scope["type"] == "http"
+            and self._keys is not None
+            and scope["path"] not in _OPEN_PATHS
+            and not scope["path"].startswith("/admin/")  # the admin key guards those
+        ):
             authorization = next((v for k, v in scope["headers"] if k == b"authorization"), None)
             if not self._keys.allows(authorization):
                 return await respond(send, 401, _UNAUTHORIZED, [(b"www-authenticate", b"Bearer")])

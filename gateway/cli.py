@@ -8,10 +8,12 @@ and key; a missing provider key only marks that provider misconfigured.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import os
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -41,6 +43,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     status.set_defaults(run=status_command)
 
+    cooldown = commands.add_parser("cooldown", help="set or clear a provider's cooldown by hand")
+    cd_commands = cooldown.add_subparsers(dest="cooldown_command", required=True)
+    clear = cd_commands.add_parser("clear", help="un-bench a provider (or provider/model) now")
+    bench = cd_commands.add_parser("set", help="bench a provider (or provider/model) for a while")
+    bench.add_argument("--seconds", type=float, required=True)
+    bench.add_argument("--reason", default="manual")
+    for command in (clear, bench):
+        command.add_argument("key", help="a provider name, or provider/model")
+        command.add_argument(
+            "--url",
+            default=os.environ.get("GATEWAY_URL"),
+            help="a running gateway's admin API (needs GATEWAY_ADMIN_KEY); else REDIS_URL directly",
+        )
+        command.set_defaults(run=cooldown_command)
+    clear.set_defaults(seconds=None, reason=None)
+
     keys = commands.add_parser("keys", help="gateway keys for client_keys in providers.yaml")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     hash_key = key_commands.add_parser("hash", help="print the client_keys entry of a key (read from stdin if omitted)")
@@ -48,6 +66,52 @@ def _parser() -> argparse.ArgumentParser:
     hash_key.set_defaults(run=keys_hash_command)
     key_commands.add_parser("new", help="make a new key and print it with its entry").set_defaults(run=keys_new_command)
     return parser
+
+
+def cooldown_command(args: argparse.Namespace) -> int:
+    """Through the admin API with --url, else straight to Redis: every replica sees it either way."""
+    if args.url:
+        admin_key = os.environ.get("GATEWAY_ADMIN_KEY")
+        if not admin_key:
+            print("gateway cooldown: set GATEWAY_ADMIN_KEY to use a gateway's admin API", file=sys.stderr)
+            return 2
+        url = f"{args.url.rstrip('/')}/admin/cooldowns/{args.key}"
+        data = None if args.seconds is None else json.dumps({"seconds": args.seconds, "reason": args.reason}).encode()
+        request = urllib.request.Request(
+            url, data=data, method="DELETE" if data is None else "PUT", headers={"authorization": f"Bearer {admin_key}"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                json.load(response)
+        except urllib.error.HTTPError as exc:
+            print(f"gateway cooldown: {exc.code}: {json.load(exc)['error']['message']}", file=sys.stderr)
+            return 1
+        except OSError as exc:
+            print(f"gateway cooldown: cannot reach {args.url}: {exc}", file=sys.stderr)
+            return 2
+    else:
+        redis_url = os.environ.get("REDIS_URL")
+        if not redis_url:
+            print("gateway cooldown: give --url (a running gateway) or set REDIS_URL", file=sys.stderr)
+            return 2
+        if not asyncio.run(_apply_in_redis(redis_url, args.key, args.seconds, args.reason)):
+            print(f"gateway cooldown: redis at {redis_url} did not answer", file=sys.stderr)
+            return 1
+    print(f"{args.key}: " + ("cleared" if args.seconds is None else f"benched for {args.seconds:g} s ({args.reason})"))
+    return 0
+
+
+async def _apply_in_redis(redis_url: str, key: str, seconds: float | None, reason: str) -> bool:
+    from gateway.cooldown import Cooldown, RedisStore
+
+    store = RedisStore(redis_url, timeout_s=2.0)  # a person can wait longer than a request
+    await store.start()
+    try:
+        now = time.time()
+        cooldown = None if seconds is None else Cooldown(reason, "set by an operator", now, now + seconds)
+        return await store.apply_now(key, cooldown)
+    finally:
+        await store.close()
 
 
 def keys_hash_command(args: argparse.Namespace) -> int:
@@ -104,7 +168,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
     from gateway.app import Gateway
 
-    app = Gateway(config, os.environ.get("REDIS_URL") or None)
+    app = Gateway(config, os.environ.get("REDIS_URL") or None, os.environ.get("GATEWAY_ADMIN_KEY") or None)
     for provider in app.router.providers:
         if provider.key is None:
             logging.getLogger("gateway").warning(

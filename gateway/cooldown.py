@@ -72,6 +72,10 @@ class LocalStore:
     def clear(self, key: str) -> None:
         self._view.pop(key, None)
 
+    def replace(self, key: str, cooldown: Cooldown) -> None:
+        """An operator's word: this cooldown, shorter or longer than the one it replaces."""
+        self._view[key] = cooldown
+
     def status(self) -> dict[str, Any]:
         return {"backend": self.backend, "state": "ok"}
 
@@ -122,13 +126,14 @@ class RedisStore(LocalStore):
         self._flush_task: asyncio.Task[None] | None = None
         # Local changes Redis has not confirmed yet, newest per key (None: a clear). Retried until
         # they land, and they win over what a reload reads meanwhile.
-        self._pending: dict[str, Cooldown | None] = {}
+        self._pending: dict[str, Cooldown | _Replace | None] = {}
         self._errors = 0
         self._paused_until = 0.0
         self._pause_s = 1.0
         self._state = "starting"
         self._last_error = ""
         self._seen_version: int | None = None
+        self._closing = False
 
     # -- the contract -------------------------------------------------------------------------
 
@@ -141,6 +146,15 @@ class RedisStore(LocalStore):
         super().clear(key)
         self._pending[key] = None
         self._kick_flush()
+
+    def replace(self, key: str, cooldown: Cooldown) -> None:
+        super().replace(key, cooldown)
+        self._pending[key] = _Replace(cooldown)
+        self._kick_flush()
+
+    async def apply_now(self, key: str, cooldown: Cooldown | None) -> bool:
+        """Clear (None) or replace one cooldown in Redis and wait for the answer: for the CLI."""
+        return await self._write(key, None if cooldown is None else _Replace(cooldown))
 
     def status(self) -> dict[str, Any]:
         status: dict[str, Any] = {"backend": self.backend, "state": self._state, "url": _safe_url(self._url)}
@@ -163,10 +177,14 @@ class RedisStore(LocalStore):
         self._sync_task = asyncio.create_task(self._sync_forever(), name="cooldown-sync")
 
     async def close(self) -> None:
+        # redis-py can swallow a cancellation that lands mid-command, so the loops also watch a
+        # flag, and shutdown waits for them a bounded time only.
+        self._closing = True
         tasks = [t for t in (self._sync_task, self._flush_task) if t is not None]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            await asyncio.wait(tasks, timeout=1.0)
         if self._redis is not None:
             with contextlib.suppress(Exception):
                 await self._redis.aclose()
@@ -175,7 +193,7 @@ class RedisStore(LocalStore):
 
     async def _call(self, make_call: Any) -> Any:
         """Run one Redis call under a hard deadline; None when Redis is paused or failing."""
-        if self._redis is None or time.monotonic() < self._paused_until:
+        if self._redis is None or self._closing or time.monotonic() < self._paused_until:
             return None
         try:
             # Belt and braces: redis-py's socket timeout does not cover every path (e.g. DNS).
@@ -215,9 +233,16 @@ class RedisStore(LocalStore):
         if self._redis is not None and (self._flush_task is None or self._flush_task.done()):
             self._flush_task = asyncio.get_running_loop().create_task(self._flush(), name="cooldown-flush")
 
+    async def _write(self, key: str, value: Cooldown | _Replace | None) -> bool:
+        if value is None:
+            return await self._delete(key)
+        if isinstance(value, _Replace):
+            return await self._delete(key) and await self._push(key, value.cooldown)
+        return await self._push(key, value)
+
     async def _flush(self) -> None:
         for key, value in list(self._pending.items()):
-            ok = await (self._delete(key) if value is None else self._push(key, value))
+            ok = await self._write(key, value)
             if not ok:
                 return  # Redis is failing: the sync loop retries once it answers again
             if self._pending.get(key, _GONE) is value:  # unless the key changed again meanwhile
@@ -243,7 +268,7 @@ class RedisStore(LocalStore):
 
     async def _sync_forever(self) -> None:
         last_full = 0.0
-        while True:
+        while not self._closing:
             try:
                 last_full = await self._sync_once(last_full)
             except Exception as exc:  # a bad value must not end syncing for good
@@ -304,6 +329,13 @@ class RedisStore(LocalStore):
 
 
 _GONE = object()
+
+
+@dataclass(frozen=True, slots=True)
+class _Replace:
+    """A pending write that may shorten what Redis holds (an operator's), unlike a failure's."""
+
+    cooldown: Cooldown
 
 
 def _decode(name: str, raw: bytes | None, ttl_ms: int | None, now: float) -> Cooldown | None:

@@ -137,8 +137,8 @@ def start_gateway(provider_keys: dict[str, str]) -> Iterator[Callable[..., Runni
     """Start gateways in this process, each serving real HTTP on its own port."""
     running: list[tuple[_Server, threading.Thread]] = []
 
-    def start(config: dict[str, Any], redis_url: str | None = None) -> RunningGateway:
-        app = Gateway(Config.model_validate(config), redis_url)
+    def start(config: dict[str, Any], redis_url: str | None = None, admin_key: str | None = None) -> RunningGateway:
+        app = Gateway(Config.model_validate(config), redis_url, admin_key)
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         server = _Server(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2))

@@ -1,0 +1,82 @@
+"""The admin API: see, set and clear cooldowns by hand ("billing fixed, un-bench OpenAI now").
+
+Mounted only when GATEWAY_ADMIN_KEY is set; without it every /admin path is a 404. Every call
+needs `Authorization: Bearer <admin key>` (compared in constant time), else a 401. A change goes
+to the cooldown store, so with Redis every replica sees it within one sync poll.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from gateway.cooldown import Cooldown
+from gateway.router import Router
+from gateway.wire import error_body
+
+
+def _json(status: int, body: bytes) -> Response:
+    return Response(body, status_code=status, media_type="application/json")
+
+
+def add_admin_routes(api: FastAPI, router: Router, admin_key: str) -> None:
+    expected = f"Bearer {admin_key}".encode()
+
+    def refused(request: Request) -> Response | None:
+        given = request.headers.get("authorization", "").encode("utf-8", "replace")
+        if hmac.compare_digest(given, expected):
+            return None
+        return _json(401, error_body(401, "Missing or invalid admin key.", code="invalid_admin_key"))
+
+    def unknown(key: str) -> Response | None:
+        name, _, model = key.partition("/")
+        provider = next((p for p in router.providers if p.name == name), None)
+        if provider is None or (model and model not in provider.config.models):
+            message = f"No provider {name!r}" + (f" with model {model!r}" if model else "") + " is configured."
+            return _json(404, error_body(404, message, code="unknown_provider"))
+        return None
+
+    def listing() -> bytes:
+        now = time.time()
+        active = router.store.active(now)
+        entries = [
+            {"key": key, "reason": cd.reason, "remaining_s": round(cd.remaining(now), 1), "detail": cd.detail}
+            for key, cd in sorted(active.items())
+        ]
+        return orjson.dumps({"cooldowns": entries})
+
+    @api.get("/admin/cooldowns")
+    async def list_cooldowns(request: Request) -> Response:
+        return refused(request) or _json(200, listing())
+
+    @api.delete("/admin/cooldowns/{key:path}")
+    async def clear_cooldown(key: str, request: Request) -> Response:
+        if (problem := refused(request) or unknown(key)) is not None:
+            return problem
+        router.store.clear(key)
+        if "/" not in key:
+            provider = next(p for p in router.providers if p.name == key)
+            router.record_success(provider)  # a fresh start for the circuit breaker too
+        return _json(200, listing())
+
+    @api.put("/admin/cooldowns/{key:path}")
+    async def set_cooldown(key: str, request: Request) -> Response:
+        if (problem := refused(request) or unknown(key)) is not None:
+            return problem
+        try:
+            body: Any = orjson.loads(await request.body())
+            seconds = float(body["seconds"])
+            reason = str(body.get("reason", "manual"))
+            if not 0 < seconds <= 30 * 86400:
+                raise ValueError
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            message = 'Expected {"seconds": N, "reason": "..."} with 0 < N <= 2592000.'
+            return _json(400, error_body(400, message, param="seconds"))
+        now = time.time()
+        router.store.replace(key, Cooldown(reason, "set by an operator", now, now + seconds))
+        return _json(200, listing())

@@ -1,0 +1,112 @@
+"""The admin API and `gateway cooldown`: an operator un-benches or benches a provider, everywhere."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT, config_dict, wait_for
+from tests.fakes import error
+from tests.test_redis_store import served_by
+
+ADMIN = "admin-key-for-tests-0123456789"
+AUTH = {"authorization": f"Bearer {ADMIN}"}
+
+
+@pytest.fixture
+def gateway(fakes, start_gateway):
+    return start_gateway(config_dict(fakes), admin_key=ADMIN)
+
+
+def test_admin_is_off_without_a_key(fakes, start_gateway):
+    plain = start_gateway(config_dict(fakes))
+    response = httpx.get(f"{plain.url}/admin/cooldowns", headers=AUTH)
+    assert response.status_code == 404
+    assert set(response.json()["error"]) == {"message", "type", "param", "code"}
+
+
+@pytest.mark.parametrize("headers", [{}, {"authorization": "Bearer nope"}, {"authorization": f"Bearer {ADMIN}x"}])
+def test_admin_refuses_anyone_without_the_key(gateway, headers):
+    for method, path in (("GET", ""), ("DELETE", "/openai"), ("PUT", "/openai")):
+        response = httpx.request(method, f"{gateway.url}/admin/cooldowns{path}", headers=headers, json={"seconds": 5})
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "invalid_admin_key"
+    assert gateway.provider("openai")["state"] == "available"
+
+
+def test_billing_fixed_unbench_now(gateway, fakes):
+    fakes["openai"].script(error("openai-429-insufficient-quota"))
+    assert served_by(gateway.client()) == "groq"
+    listed = httpx.get(f"{gateway.url}/admin/cooldowns", headers=AUTH).json()["cooldowns"]
+    assert [(c["key"], c["reason"]) for c in listed] == [("openai", "quota_exhausted")]
+    response = httpx.delete(f"{gateway.url}/admin/cooldowns/openai", headers=AUTH)
+    assert response.status_code == 200 and response.json()["cooldowns"] == []
+    assert served_by(gateway.client()) == "openai"
+
+
+def test_set_benches_and_may_shorten(gateway, fakes):
+    response = httpx.put(f"{gateway.url}/admin/cooldowns/openai", headers=AUTH, json={"seconds": 600})
+    assert response.status_code == 200
+    entry = gateway.provider("openai")
+    assert (entry["state"], entry["reason"]) == ("cooldown", "manual") and entry["cooldown_remaining_s"] > 590
+    assert served_by(gateway.client()) == "groq"
+    httpx.put(f"{gateway.url}/admin/cooldowns/openai", headers=AUTH, json={"seconds": 5, "reason": "rate_limited"})
+    assert gateway.provider("openai")["cooldown_remaining_s"] <= 5
+
+
+def test_unknown_targets_and_bad_bodies(gateway):
+    assert httpx.delete(f"{gateway.url}/admin/cooldowns/nobody", headers=AUTH).status_code == 404
+    assert httpx.delete(f"{gateway.url}/admin/cooldowns/openai/no-model", headers=AUTH).status_code == 404
+    assert httpx.delete(f"{gateway.url}/admin/cooldowns/openai/gpt-4o-mini", headers=AUTH).status_code == 200
+    for body in ({}, {"seconds": -1}, {"seconds": "soon"}, {"seconds": 10**9}):
+        response = httpx.put(f"{gateway.url}/admin/cooldowns/openai", headers=AUTH, json=body)
+        assert response.status_code == 400, body
+
+
+def test_a_clear_on_one_replica_is_seen_by_another(fakes, spawn_gateway, redis_server, monkeypatch):
+    monkeypatch.setenv("GATEWAY_ADMIN_KEY", ADMIN)
+    config = config_dict(fakes)
+    first = spawn_gateway(config, redis_server.url)
+    second = spawn_gateway(config, redis_server.url)
+    fakes["openai"].script(error("openai-429-insufficient-quota"))
+    assert served_by(first.client()) == "groq"
+    wait_for(lambda: second.provider("openai")["state"] == "cooldown", timeout=5, what="the bench to spread")
+    assert httpx.delete(f"{first.url}/admin/cooldowns/openai", headers=AUTH).status_code == 200
+    wait_for(lambda: second.provider("openai")["state"] == "available", timeout=5, what="the clear to spread")
+    assert served_by(second.client()) == "openai"
+
+
+def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "GATEWAY_URL", "GATEWAY_ADMIN_KEY")}
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", "cooldown", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+        env={**environ, **env},
+    )
+
+
+def test_cli_works_on_redis_directly(fakes, start_gateway, redis_server):
+    gateway = start_gateway(config_dict(fakes), redis_server.url)
+    result = cli("set", "openai", "--seconds", "300", "--reason", "billing", REDIS_URL=redis_server.url)
+    assert result.returncode == 0, result.stderr
+    wait_for(lambda: gateway.provider("openai")["reason"] == "billing", timeout=5, what="the CLI bench")
+    assert served_by(gateway.client()) == "groq"
+    assert cli("clear", "openai", REDIS_URL=redis_server.url).returncode == 0
+    wait_for(lambda: gateway.provider("openai")["state"] == "available", timeout=5, what="the CLI clear")
+
+
+def test_cli_works_through_the_admin_api(gateway, fakes):
+    fakes["openai"].script(error("openai-429-insufficient-quota"))
+    assert served_by(gateway.client()) == "groq"
+    assert cli("clear", "openai", "--url", gateway.url, GATEWAY_ADMIN_KEY=ADMIN).returncode == 0
+    assert gateway.provider("openai")["state"] == "available"
+    refused = cli("clear", "openai", "--url", gateway.url, GATEWAY_ADMIN_KEY="wrong")
+    assert refused.returncode == 1 and "401" in refused.stderr
+    assert cli("clear", "openai").returncode == 2  # neither --url nor REDIS_URL
