@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from gateway.errors import CallerFault, ProviderFailed, parse_error
+from gateway.errors import CallerFault, ProviderFailed
 from gateway.router import Endpoint, NoProviderAvailable, Router, UnknownModel
 from gateway.wire import EdgeError, check_chat, check_embeddings, error_body, parse_json, relayable_error
 
@@ -128,8 +128,7 @@ class Edge:
                 body = error_body(503, exc.message(), code="no_provider_available")
                 await respond(send, 503, body, headers)
             case CallerFault():
-                err = parse_error(exc.status, {}, exc.body)
-                await respond(send, exc.status, relayable_error(err, exc.body))
+                await respond(send, exc.status, relayable_error(exc.error, exc.body))
             case ClientGone():
                 pass
             case _:

@@ -58,9 +58,10 @@ class ProviderFailed(Exception):
 class CallerFault(Exception):
     """The upstream rejected the request itself: relayed to the client, nothing fails over."""
 
-    def __init__(self, status: int, body: bytes, failure: Failure) -> None:
+    def __init__(self, error: UpstreamError, body: bytes, failure: Failure) -> None:
         super().__init__(failure.detail)
-        self.status = status
+        self.status = error.status
+        self.error = error  # parsed once, at the upstream boundary
         self.body = body
         self.failure = failure
 

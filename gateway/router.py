@@ -155,8 +155,6 @@ class Router:
     def _unavailable(self, provider: Provider, model: str, now: float) -> Skip | None:
         if provider.key is None:
             return Skip(provider, MISSING_KEY)
-        if provider.config.last_resort:
-            return None  # never benched
         cooldown = self.store.get(provider.name, now) or self.store.get(f"{provider.name}/{model}", now)
         if cooldown is None:
             return None

@@ -16,7 +16,15 @@ from typing import Any, NoReturn
 import aiohttp
 import orjson
 
-from gateway.errors import CallerFault, Failure, FailureClass, ProviderFailed, classify, parse_error
+from gateway.errors import (
+    CallerFault,
+    Failure,
+    FailureClass,
+    ProviderFailed,
+    UpstreamError,
+    classify,
+    parse_error,
+)
 from gateway.providers import Dialect
 from gateway.settings import ProviderConfig, Timeouts
 
@@ -73,10 +81,14 @@ def _in_band_failure(provider: Provider, event: bytes, headers: Any) -> Provider
     status = code.get("code") if isinstance(code, dict) else None
     # Google-style errors carry their HTTP status as `code`; OpenAI's in-band errors are 5xx.
     status = status if isinstance(status, int) and 400 <= status <= 599 else 500
-    err = parse_error(status, headers, payload)
+    return _judged(provider, parse_error(status, headers, payload), payload)
+
+
+def _judged(provider: Provider, err: UpstreamError, body: bytes) -> ProviderFailed | CallerFault:
+    """A classified upstream error: the caller's fault to relay, or a failure to fail over from."""
     failure = classify(provider.dialect, err)
     if failure.kind is FailureClass.CALLER:
-        return CallerFault(status, payload, failure)
+        return CallerFault(err, body, failure)
     return ProviderFailed(failure)
 
 
@@ -249,11 +261,7 @@ class Upstream:
             else:
                 response.close()
         body = b"".join(pieces)
-        err = parse_error(response.status, response.headers, body)
-        failure = classify(provider.dialect, err)
-        if failure.kind is FailureClass.CALLER:
-            return CallerFault(response.status, body, failure)
-        return ProviderFailed(failure)
+        return _judged(provider, parse_error(response.status, response.headers, body), body)
 
     async def _open(self, provider: Provider, path: str, body: bytes) -> aiohttp.ClientResponse:
         response = await self._post(provider, path, body)
