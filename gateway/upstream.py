@@ -52,6 +52,14 @@ def _transient(detail: str, *, reset: bool = False) -> ProviderFailed:
     return ProviderFailed(Failure(FailureClass.TRANSIENT, detail, reset_before_first_byte=reset))
 
 
+def _cannot_connect(exc: aiohttp.ClientConnectorError) -> ProviderFailed:
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return _transient(f"TLS certificate rejected: {exc.certificate_error}")
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return _transient(f"TLS handshake failed: {exc.os_error}")
+    return _transient(f"cannot connect: {exc.os_error.strerror or type(exc.os_error).__name__}")
+
+
 def _event_kind(event: bytes) -> int:
     if not event.startswith(b"data:"):
         return _OTHER  # comments (`: keep-alive`), `event:`/`id:` lines, blank keep-alives
@@ -239,7 +247,7 @@ class Upstream:
         try:
             return await self._session.post(provider.config.base_url + path, data=body, headers=provider.headers)
         except aiohttp.ClientConnectorError as exc:
-            raise _transient(f"cannot connect: {exc.os_error.strerror or type(exc.os_error).__name__}") from exc
+            raise _cannot_connect(exc) from exc
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
             raise _transient(f"connection reset before any byte: {type(exc).__name__}", reset=True) from exc
         except aiohttp.ClientError as exc:
@@ -322,3 +330,21 @@ class Upstream:
                             raise _in_band_failure(provider, event.lstrip(b"\n"), response.headers)
         except BaseException as exc:
             self._abandon(response, exc, "first event")
+
+    async def get(self, provider: Provider, url: str) -> tuple[int, bytes]:
+        """A free read (a model list, a balance) for `gateway doctor`: its status and body, capped.
+
+        Network and TLS failures raise ProviderFailed with the same words a request would get.
+        """
+        assert self._session is not None, "Upstream.start() was not awaited"
+        headers = {k: v for k, v in provider.headers.items() if k != "content-type"}
+        try:
+            async with asyncio.timeout(self._timeouts.total_s):
+                async with self._session.get(url, headers=headers) as response:
+                    return response.status, await response.content.read(_MAX_ERROR_BODY * 16)
+        except aiohttp.ClientConnectorError as exc:
+            raise _cannot_connect(exc) from exc
+        except TimeoutError as exc:
+            raise _transient(f"no answer within {self._timeouts.total_s:g} s") from exc
+        except aiohttp.ClientError as exc:
+            raise _transient(f"request failed: {type(exc).__name__}") from exc
