@@ -156,6 +156,13 @@ class RedisStore(LocalStore):
         """Clear (None) or replace one cooldown in Redis and wait for the answer: for the CLI."""
         return await self._write(key, None if cooldown is None else _Replace(cooldown))
 
+    async def load(self) -> bool:
+        """Read every cooldown from Redis once, into the view (for the CLI); False when Redis did not answer."""
+        raw = await self._call(lambda r: r.get(self._version_key))
+        if self._state != "ok":
+            return False
+        return await self._reload(int(raw) if raw is not None else 0)
+
     def status(self) -> dict[str, Any]:
         status: dict[str, Any] = {"backend": self.backend, "state": self._state, "url": _safe_url(self._url)}
         if self._state != "ok" and self._last_error:
