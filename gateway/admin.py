@@ -3,28 +3,34 @@
 Mounted only when GATEWAY_ADMIN_KEY is set; without it every /admin path is a 404. Every call
 needs `Authorization: Bearer <admin key>` (compared in constant time), else a 401. A change goes
 to the cooldown store, so with Redis every replica sees it within one sync poll.
+
+`POST /admin/reload` re-reads providers.yaml on this replica (as SIGHUP does); a bad file is a
+400 that names the file and key, and the running config keeps serving.
 """
 
 from __future__ import annotations
 
 import hmac
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from gateway.cooldown import Cooldown
-from gateway.router import Router
+from gateway.settings import ConfigError
 from gateway.wire import error_body
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
 
 
 def _json(status: int, body: bytes) -> Response:
     return Response(body, status_code=status, media_type="application/json")
 
 
-def add_admin_routes(api: FastAPI, router: Router, admin_key: str) -> None:
+def add_admin_routes(api: FastAPI, gateway: Gateway, admin_key: str) -> None:
     expected = f"Bearer {admin_key}".encode()
 
     def refused(request: Request) -> Response | None:
@@ -35,7 +41,7 @@ def add_admin_routes(api: FastAPI, router: Router, admin_key: str) -> None:
 
     def unknown(key: str) -> Response | None:
         name, _, model = key.partition("/")
-        provider = next((p for p in router.providers if p.name == name), None)
+        provider = next((p for p in gateway.router.providers if p.name == name), None)
         if provider is None or (model and model not in provider.config.models):
             message = f"No provider {name!r}" + (f" with model {model!r}" if model else "") + " is configured."
             return _json(404, error_body(404, message, code="unknown_provider"))
@@ -43,7 +49,7 @@ def add_admin_routes(api: FastAPI, router: Router, admin_key: str) -> None:
 
     def listing() -> bytes:
         now = time.time()
-        active = router.store.active(now)
+        active = gateway.router.store.active(now)
         entries = [
             {"key": key, "reason": cd.reason, "remaining_s": round(cd.remaining(now), 1), "detail": cd.detail}
             for key, cd in sorted(active.items())
@@ -58,10 +64,10 @@ def add_admin_routes(api: FastAPI, router: Router, admin_key: str) -> None:
     async def clear_cooldown(key: str, request: Request) -> Response:
         if (problem := refused(request) or unknown(key)) is not None:
             return problem
-        router.store.clear(key)
+        gateway.router.store.clear(key)
         if "/" not in key:
-            provider = next(p for p in router.providers if p.name == key)
-            router.record_success(provider)  # a fresh start for the circuit breaker too
+            provider = next(p for p in gateway.router.providers if p.name == key)
+            gateway.router.record_success(provider)  # a fresh start for the circuit breaker too
         return _json(200, listing())
 
     @api.put("/admin/cooldowns/{key:path}")
@@ -78,5 +84,17 @@ def add_admin_routes(api: FastAPI, router: Router, admin_key: str) -> None:
             message = 'Expected {"seconds": N, "reason": "..."} with 0 < N <= 2592000.'
             return _json(400, error_body(400, message, param="seconds"))
         now = time.time()
-        router.store.replace(key, Cooldown(reason, "set by an operator", now, now + seconds))
+        gateway.router.store.replace(key, Cooldown(reason, "set by an operator", now, now + seconds))
         return _json(200, listing())
+
+    @api.post("/admin/reload")
+    async def reload(request: Request) -> Response:
+        if (problem := refused(request)) is not None:
+            return problem
+        try:
+            config = gateway.reload()
+        except ConfigError as exc:
+            message = f"The configuration was not reloaded; the running one keeps serving. {exc}"
+            return _json(400, error_body(400, message, code="invalid_config"))
+        names = [p.name for p in config.providers]
+        return _json(200, orjson.dumps({"reloaded": str(gateway.config_path), "providers": names}))

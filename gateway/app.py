@@ -1,11 +1,20 @@
 """The HTTP application: the hot path (plain ASGI) in front, FastAPI for everything else.
 
-FastAPI serves /health, /v1/models and the error pages, and runs start-up and shutdown; requests
-to the two proxy routes skip its routing and validation entirely.
+FastAPI serves /health, /metrics, /v1/models and the error pages, and runs start-up and shutdown;
+requests to the two proxy routes skip its routing and validation entirely.
+
+Reload (SIGHUP or `POST /admin/reload`) builds a new router, edge and key list from the file and
+swaps them in at once; requests in flight finish on what they started with. The store, the HTTP
+pool and the metrics live across reloads.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+import signal
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,13 +30,17 @@ from gateway.admin import add_admin_routes
 from gateway.client_keys import ClientKeys
 from gateway.cooldown import make_store
 from gateway.edge import Edge, respond
+from gateway.metrics import CONTENT_TYPE, Metrics
+from gateway.request_log import RequestLog
 from gateway.router import Router
-from gateway.settings import Config
+from gateway.settings import Config, ConfigError, load_config
 from gateway.upstream import Upstream
 from gateway.wire import error_body
 
+log = logging.getLogger("gateway")
 _CREATED = int(time.time())
-_OPEN_PATHS = frozenset({"/health"})  # liveness stays answerable without a gateway key
+# Liveness and scraping stay answerable without a gateway key; neither shows a secret.
+_OPEN_PATHS = frozenset({"/health", "/metrics"})
 _UNAUTHORIZED = error_body(
     401,
     "Missing or invalid gateway key: send 'Authorization: Bearer <key>' with a key listed in client_keys.",
@@ -42,22 +55,52 @@ def _json(status: int, body: bytes, headers: dict[str, str] | None = None) -> Re
 class Gateway:
     """The ASGI callable uvicorn serves."""
 
-    def __init__(self, config: Config, redis_url: str | None = None, admin_key: str | None = None) -> None:
-        self.config = config
+    def __init__(
+        self,
+        config: Config,
+        redis_url: str | None = None,
+        admin_key: str | None = None,
+        *,
+        config_path: str | os.PathLike[str] | None = None,
+        request_log: RequestLog | None = None,
+    ) -> None:
+        self.config_path = config_path
         self.store = make_store(redis_url)
         self.upstream = Upstream(config.timeouts)
-        self.router = Router(config, self.store, self.upstream)
-        edge = Edge(self.router, config.limits.max_body_bytes)
+        self.metrics = Metrics(lambda: self.router.health())
+        self.request_log = request_log if request_log is not None else RequestLog()
+        self._apply(config)
+        self.api = self._build_api()
+        if admin_key:
+            add_admin_routes(self.api, self, admin_key)
+
+    def _apply(self, config: Config) -> None:
+        router = Router(config, self.store, self.upstream, self.metrics)
+        edge = Edge(router, config.limits.max_body_bytes, self.request_log)
+        self.upstream.timeouts = config.timeouts
+        self._keys = ClientKeys(config.client_keys) if config.client_keys is not None else None
+        self.config, self.router = config, router
         self._hot = {
             "/v1/chat/completions": edge.chat,
             "/chat/completions": edge.chat,
             "/v1/embeddings": edge.embeddings,
             "/embeddings": edge.embeddings,
         }
-        self.api = self._build_api()
-        if admin_key:
-            add_admin_routes(self.api, self.router, admin_key)
-        self._keys = ClientKeys(config.client_keys) if config.client_keys is not None else None
+
+    def reload(self) -> Config:
+        """Re-read the config file and serve it; on a bad file raise ConfigError and keep the running one."""
+        if self.config_path is None:
+            raise ConfigError("this gateway was not started from a file, so there is nothing to reload")
+        config = load_config(self.config_path)
+        self._apply(config)
+        log.warning("reloaded %s: providers %s", self.config_path, ", ".join(p.name for p in config.providers))
+        return config
+
+    def _reload_on_signal(self) -> None:
+        try:
+            self.reload()
+        except ConfigError as exc:
+            log.error("SIGHUP: configuration not reloaded; the running one keeps serving.\n%s", exc)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if (
@@ -80,9 +123,15 @@ class Gateway:
     async def _lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
         await self.upstream.start()
         await self.store.start()
+        # Signals reach only the main thread; a gateway embedded in a test thread reloads by admin call.
+        on_signal = self.config_path is not None and threading.current_thread() is threading.main_thread()
+        if on_signal:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._reload_on_signal)
         try:
             yield
         finally:
+            if on_signal:
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             await self.store.close()
             await self.upstream.close()
 
@@ -101,6 +150,10 @@ class Gateway:
         async def health() -> Response:
             code, report = self.health()
             return _json(code, orjson.dumps(report))
+
+        @api.get("/metrics")
+        async def metrics() -> Response:
+            return Response(self.metrics.render(), media_type=CONTENT_TYPE)
 
         @api.get("/v1/models")
         async def models() -> Response:

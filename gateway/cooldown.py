@@ -12,6 +12,10 @@ TTL = cooldown; the set `cooldown-keys` indexes them (no SCAN over a shared keys
 Writes are extend-only (a Lua compare on the TTL): a late, shorter cooldown never un-benches a
 provider that another replica, or an earlier answer, benched for longer.
 
+Recovery: a cooldown may carry `probe_until`. Between `until` and `probe_until` the provider is
+recovering: the entry stays (TTL = until `probe_until`), and only the request that wins the probe
+lock (`probe:<key>`, SET NX with a TTL, so a dead replica cannot hold it) reaches the provider.
+
 Redis must never slow or fail a request: every call has a short timeout and no client-side
 retries; after `max_errors` failures in a row the store stops asking for a while (growing) and
 serves from its local view. Local changes Redis has not confirmed are kept and retried by one
@@ -24,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -43,9 +48,14 @@ class Cooldown:
     detail: str  # short, redacted
     since: float  # epoch seconds
     until: float  # epoch seconds
+    probe_until: float = 0.0  # after `until` and up to this, one probe request must succeed first
 
     def remaining(self, now: float) -> float:
         return max(0.0, self.until - now)
+
+    @property
+    def expires(self) -> float:
+        return max(self.until, self.probe_until)
 
 
 class LocalStore:
@@ -55,16 +65,32 @@ class LocalStore:
 
     def __init__(self) -> None:
         self._view: dict[str, Cooldown] = {}
+        self._probes: dict[str, float] = {}  # probe locks held or seen here: key -> monotonic expiry
 
     def get(self, key: str, now: float) -> Cooldown | None:
+        """The key's cooldown, benched (`until > now`) or recovering; None when neither."""
         cooldown = self._view.get(key)
-        if cooldown is None or cooldown.until > now:
+        if cooldown is None or cooldown.until > now or cooldown.probe_until > now:
             return cooldown
         del self._view[key]
         return None
 
     def active(self, now: float) -> dict[str, Cooldown]:
-        return {key: cd for key, cd in self._view.items() if cd.until > now}
+        return {key: cd for key, cd in self._view.items() if cd.expires > now}
+
+    def _claim_locally(self, key: str, ttl_s: float) -> bool:
+        now = time.monotonic()
+        if self._probes.get(key, 0.0) > now:
+            return False
+        self._probes[key] = now + ttl_s
+        return True
+
+    async def claim_probe(self, key: str, ttl_s: float) -> bool:
+        """Win the right to send the one probe request to a recovering provider, for `ttl_s` at most."""
+        return self._claim_locally(key, ttl_s)
+
+    def release_probe(self, key: str) -> None:
+        self._probes.pop(key, None)
 
     def set(self, key: str, cooldown: Cooldown) -> None:
         self._view[key] = cooldown
@@ -97,6 +123,17 @@ redis.call('INCR', KEYS[3])
 return 1
 """
 
+# The probe lock: -1 when this caller won it, else how many ms the current holder keeps it.
+_CLAIM = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return -1 end
+return redis.call('PTTL', KEYS[1])
+"""
+# Release only our own lock: a late release must not free a lock another replica took since.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 
 class RedisStore(LocalStore):
     backend = "redis"
@@ -118,10 +155,14 @@ class RedisStore(LocalStore):
         self._max_errors = max_errors
         self._resync_s = resync_s
         self._key_prefix = f"{prefix}cooldown:"
+        self._probe_prefix = f"{prefix}probe:"
+        self._token = secrets.token_hex(8)  # this replica, as a probe lock holder
         self._index = f"{prefix}cooldown-keys"
         self._version_key = f"{prefix}cooldown-version"
         self._redis: Redis | None = None
         self._extend: Any = None
+        self._claim: Any = None
+        self._release: Any = None
         self._sync_task: asyncio.Task[None] | None = None
         self._flush_task: asyncio.Task[None] | None = None
         # Local changes Redis has not confirmed yet, newest per key (None: a clear). Retried until
@@ -134,6 +175,7 @@ class RedisStore(LocalStore):
         self._last_error = ""
         self._seen_version: int | None = None
         self._closing = False
+        self._background: set[asyncio.Task[Any]] = set()
 
     # -- the contract -------------------------------------------------------------------------
 
@@ -151,6 +193,28 @@ class RedisStore(LocalStore):
         super().replace(key, cooldown)
         self._pending[key] = _Replace(cooldown)
         self._kick_flush()
+
+    async def claim_probe(self, key: str, ttl_s: float) -> bool:
+        # A lock seen here (ours, or another replica's) answers without asking Redis again.
+        if not self._claim_locally(key, ttl_s):
+            return False
+        keys, args = [self._probe_prefix + key], [self._token, int(ttl_s * 1000)]
+        held_ms = await self._call(lambda _redis: self._claim(keys=keys, args=args))
+        if held_ms is None:
+            # Redis is out: probe from this replica alone rather than never (one probe per replica).
+            return True
+        if held_ms == -1:
+            return True
+        self._probes[key] = time.monotonic() + max(int(held_ms), 10) / 1000
+        return False
+
+    def release_probe(self, key: str) -> None:
+        if self._probes.pop(key, None) is None or self._redis is None:
+            return
+        keys, args = [self._probe_prefix + key], [self._token]
+        task = asyncio.get_running_loop().create_task(self._call(lambda _redis: self._release(keys=keys, args=args)))
+        self._background.add(task)  # a lock left behind expires by its TTL anyway
+        task.add_done_callback(self._background.discard)
 
     async def apply_now(self, key: str, cooldown: Cooldown | None) -> bool:
         """Clear (None) or replace one cooldown in Redis and wait for the answer: for the CLI."""
@@ -181,6 +245,8 @@ class RedisStore(LocalStore):
             health_check_interval=0,
         )
         self._extend = self._redis.register_script(_EXTEND)
+        self._claim = self._redis.register_script(_CLAIM)
+        self._release = self._redis.register_script(_RELEASE)
         self._sync_task = asyncio.create_task(self._sync_forever(), name="cooldown-sync")
 
     async def close(self) -> None:
@@ -256,7 +322,7 @@ class RedisStore(LocalStore):
                 del self._pending[key]
 
     async def _push(self, key: str, cooldown: Cooldown) -> bool:
-        ttl_ms = int((cooldown.until - time.time()) * 1000)
+        ttl_ms = int((cooldown.expires - time.time()) * 1000)
         if ttl_ms <= 0:
             return True  # expired while waiting: nothing left to share
         value = orjson.dumps(asdict(cooldown))
@@ -351,10 +417,12 @@ def _decode(name: str, raw: bytes | None, ttl_ms: int | None, now: float) -> Coo
         return None
     try:
         doc = orjson.loads(raw)
-        # The TTL is the truth; `until` from it is immune to clock skew between replicas.
-        return Cooldown(
-            str(doc["reason"]), str(doc.get("detail", "")), float(doc.get("since", now)), now + ttl_ms / 1000
-        )
+        # The TTL is the truth; times from it are immune to clock skew between replicas.
+        end = now + ttl_ms / 1000
+        probe_until = float(doc.get("probe_until") or 0.0)
+        recovery_s = max(0.0, probe_until - float(doc["until"])) if probe_until else 0.0
+        reason, detail, since = str(doc["reason"]), str(doc.get("detail", "")), float(doc.get("since", now))
+        return Cooldown(reason, detail, since, end - recovery_s, end if recovery_s else 0.0)
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         log.warning("ignoring unreadable cooldown %r in redis", name)
         return None

@@ -4,16 +4,23 @@ Kept off FastAPI's request and response machinery on purpose: the body is read o
 size limit, parsed once (orjson), checked, and the upstream bytes are relayed as they came.
 A stream is committed (headers sent) only after its first real event; after that, a failure
 ends it with an error event and no `[DONE]`, and a client that leaves cancels the upstream call.
+
+Every request carries a `Trace`; when it ends, one JSON log line and the metrics are made from it,
+and its id goes back to the client as `x-request-id`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gateway.errors import CallerFault, ProviderFailed
+from gateway.request_log import RequestLog, Trace
 from gateway.router import Endpoint, NoProviderAvailable, Router, UnknownModel
 from gateway.wire import EdgeError, check_chat, check_embeddings, error_body, parse_json, relayable_error
 
@@ -23,6 +30,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 _JSON = (b"content-type", b"application/json")
+_SANE_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 _SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -46,10 +54,20 @@ def _served_by(name: str) -> tuple[bytes, bytes]:
     return (b"x-gateway-provider", name.encode())
 
 
+def _request_id(scope: dict[str, Any]) -> bytes:
+    """The client's own `x-request-id` when it is a sane token (it ties our log to theirs), else a new one."""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id" and _SANE_ID.fullmatch(value):
+            return value
+    return os.urandom(12).hex().encode()
+
+
 class Edge:
-    def __init__(self, router: Router, max_body_bytes: int) -> None:
+    def __init__(self, router: Router, max_body_bytes: int, request_log: RequestLog) -> None:
         self.router = router
         self.max_body_bytes = max_body_bytes
+        self.request_log = request_log
+        self.metrics = router.metrics
 
     def _too_large(self) -> EdgeError:
         limit = self.max_body_bytes
@@ -81,6 +99,15 @@ class Edge:
         await self._handle(scope, receive, send, Endpoint.EMBEDDINGS)
 
     async def _handle(self, scope: dict[str, Any], receive: Receive, send: Send, endpoint: Endpoint) -> None:
+        trace = Trace(_request_id(scope), endpoint.value)
+        try:
+            await self._serve(scope, receive, send, endpoint, trace)
+        finally:
+            self._finish(trace)
+
+    async def _serve(
+        self, scope: dict[str, Any], receive: Receive, send: Send, endpoint: Endpoint, trace: Trace
+    ) -> None:
         try:
             body = parse_json(await self._read_body(scope, receive))
             if endpoint is Endpoint.CHAT:
@@ -88,67 +115,96 @@ class Edge:
             else:
                 check_embeddings(body)
         except Exception as exc:
-            return await self._fail(send, exc)
+            return await self._fail(send, exc, trace)
+        trace.model = body["model"]
         watch = _ClientWatch(receive)
         try:
             if endpoint is Endpoint.CHAT and body.get("stream") is True:
-                await self._stream(body, send, watch)
+                trace.stream = True
+                await self._stream(body, send, watch, trace)
             else:
-                await self._complete(endpoint, body, send, watch)
+                await self._complete(endpoint, body, send, watch, trace)
         except asyncio.CancelledError:
             if not watch.client_left or watch.task.uncancel() > 0:
+                trace.outcome = trace.outcome or "cancelled"
                 raise  # cancelled by the server, not by our watch: let it through
+            trace.outcome = "client_gone"
         finally:
             watch.disarm()
 
-    async def _complete(self, endpoint: Endpoint, body: dict[str, Any], send: Send, watch: _ClientWatch) -> None:
+    def _finish(self, trace: Trace) -> None:
+        provider = trace.provider or "none"
+        self.metrics.request(trace.endpoint, provider, trace.outcome or "client_gone")
+        if trace.usage:
+            self.metrics.tokens(provider, *trace.tokens())
+        if trace.first_chunk_s is not None:
+            self.metrics.first_chunk(provider, trace.first_chunk_s)
+        self.request_log.emit(trace)
+
+    async def _complete(
+        self, endpoint: Endpoint, body: dict[str, Any], send: Send, watch: _ClientWatch, trace: Trace
+    ) -> None:
         try:
-            provider, data = await self.router.complete(endpoint, body)
+            provider, answer = await self.router.complete(endpoint, body, trace)
         except Exception as exc:
             watch.disarm()
-            return await self._fail(send, exc)
+            return await self._fail(send, exc, trace)
         watch.disarm()
-        await respond(send, 200, data, [_served_by(provider.name)])
+        trace.provider, trace.usage = provider.name, answer.usage
+        trace.upstream_request_id = answer.headers.get("x-request-id")
+        trace.status, trace.outcome = 200, "ok"
+        await respond(send, 200, answer.body, [_served_by(provider.name), (b"x-request-id", trace.request_id)])
 
-    async def _fail(self, send: Send, exc: Exception) -> None:
+    async def _fail(self, send: Send, exc: Exception, trace: Trace) -> None:
         """Answer a request that failed before anything was sent, in OpenAI's error shape."""
         match exc:
             case EdgeError():
-                await respond(send, exc.status, exc.body())
+                status, outcome, body, headers = exc.status, "bad_request", exc.body(), None
             case UnknownModel():
                 message = f"The model '{exc.model}' does not exist or no configured provider serves it."
-                await respond(send, 404, error_body(404, message, param="model", code="model_not_found"))
+                status, outcome = 404, "unknown_model"
+                body, headers = error_body(404, message, param="model", code="model_not_found"), None
             case NoProviderAvailable() if exc.request_too_large():
-                await respond(send, 413, error_body(413, exc.message(), code="request_too_large"))
+                status, outcome = 413, "request_too_large"
+                body, headers = error_body(413, exc.message(), code="request_too_large"), None
             case NoProviderAvailable():
                 wait = exc.retry_after_s()
-                headers = [(b"retry-after", str(wait).encode())]
                 # The official SDKs retry a 503 on their own; past a minute that only delays the user.
+                headers = [(b"retry-after", str(wait).encode())]
                 headers.append((b"x-should-retry", b"true" if wait <= 60 else b"false"))
+                status, outcome = 503, "no_provider"
                 body = error_body(503, exc.message(), code="no_provider_available")
-                await respond(send, 503, body, headers)
             case CallerFault():
-                await respond(send, exc.status, relayable_error(exc.error, exc.body))
+                status, outcome = exc.status, "caller_fault"
+                body, headers = relayable_error(exc.error, exc.body), None
             case ClientGone():
-                pass
+                trace.outcome = "client_gone"
+                return
             case _:
                 log.exception("unexpected error on the request path")
-                await respond(send, 500, error_body(500, "The gateway failed unexpectedly; see its log."))
+                status, outcome, headers = 500, "error", None
+                body = error_body(500, "The gateway failed unexpectedly; see its log.")
+        trace.status, trace.outcome = status, outcome
+        await respond(send, status, body, [*(headers or ()), (b"x-request-id", trace.request_id)])
 
-    async def _stream(self, body: dict[str, Any], send: Send, watch: _ClientWatch) -> None:
+    async def _stream(self, body: dict[str, Any], send: Send, watch: _ClientWatch, trace: Trace) -> None:
         model = body["model"]
         try:
-            provider, stream = await self.router.stream(body)
+            provider, stream = await self.router.stream(body, trace)
         except Exception as exc:
             watch.disarm()
-            return await self._fail(send, exc)
-        headers = [*_SSE_HEADERS, _served_by(provider.name)]
+            return await self._fail(send, exc, trace)
+        headers = [*_SSE_HEADERS, _served_by(provider.name), (b"x-request-id", trace.request_id)]
+        trace.provider, trace.status, trace.outcome = provider.name, 200, "ok"
+        trace.upstream_request_id = stream.headers.get("x-request-id")
         try:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": stream.first, "more_body": True})
+            trace.first_chunk_s = time.perf_counter() - trace.started
             async for block in stream.events():
                 await send({"type": "http.response.body", "body": block, "more_body": True})
         except ProviderFailed as exc:
+            trace.outcome = "stream_broken"
             skip = self.router.record_failure(provider, model, exc.failure)
             message = (
                 f"The stream from {provider.name} broke after it started ({skip.describe(model)}); "
@@ -157,6 +213,7 @@ class Edge:
             event = b"data: " + error_body(502, message, code="upstream_stream_error") + b"\n\n"
             await send({"type": "http.response.body", "body": event, "more_body": True})
         finally:
+            trace.usage = stream.usage
             stream.close()  # idempotent; covers a cancel before the relay began
         watch.disarm()
         await send({"type": "http.response.body", "body": b"", "more_body": False})

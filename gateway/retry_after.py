@@ -79,3 +79,17 @@ def from_message(message: str) -> float | None:
     """OpenAI and Groq say "Please try again in 20s" (or `39m59.9s`) in the message itself."""
     match = _MESSAGE_HINT.search(message)
     return parse_go_duration(match.group(1)) if match else None
+
+
+def exhausted(headers: Mapping[str, str]) -> tuple[str, float | None] | None:
+    """On a success: the budget a provider says is spent (`x-ratelimit-remaining-*: 0`) and its reset.
+
+    The next request would only earn a 429, so the caller benches the provider until the reset.
+    Two header lookups per answer; most answers have budget left and stop there.
+    """
+    for budget in ("requests", "tokens"):
+        value = headers.get(f"x-ratelimit-remaining-{budget}")
+        if value is not None and _number(value) == 0:
+            reset = headers.get(f"x-ratelimit-reset-{budget}")
+            return budget, _seconds(reset) if reset is not None else None
+    return None

@@ -10,7 +10,7 @@ deadline bounds the gap between data events, so a stalled stream ends instead of
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, NoReturn
 
 import aiohttp
@@ -30,6 +30,17 @@ from gateway.settings import ProviderConfig, Timeouts
 
 _MAX_ERROR_BODY = 64 * 1024
 _DATA, _DONE, _ERROR, _OTHER = range(4)
+
+
+class Answer:
+    """A non-streamed success: the body to relay as it came, and what the gateway reads from it."""
+
+    __slots__ = ("body", "headers", "usage")
+
+    def __init__(self, body: bytes, headers: Mapping[str, str], usage: dict[str, Any] | None) -> None:
+        self.body = body
+        self.headers = headers
+        self.usage = usage
 
 
 class Provider:
@@ -75,6 +86,21 @@ def _event_kind(event: bytes) -> int:
         if isinstance(doc, dict) and "error" in doc:
             return _ERROR
     return _DATA
+
+
+_USAGE = b'"usage":{'  # compact JSON, as every provider sends; `"usage":null` chunks are skipped
+
+
+def _usage(event: bytes) -> dict[str, Any] | None:
+    """Token counts from one SSE data event: OpenAI's `usage`, or Groq's `x_groq.usage`."""
+    try:
+        doc = orjson.loads(event.lstrip(b"\n")[5:])
+    except (orjson.JSONDecodeError, IndexError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    usage = doc.get("usage") or (doc.get("x_groq") or {}).get("usage")
+    return usage if isinstance(usage, dict) else None
 
 
 def _append(buffer: bytes, chunk: bytes) -> bytes:
@@ -160,6 +186,8 @@ class Stream:
         self.first = first
         self._rest = rest
         self._total_s = total_s
+        self.headers: Mapping[str, str] = response.headers
+        self.usage: dict[str, Any] | None = _usage(first) if _USAGE in first else None
 
     async def events(self) -> AsyncIterator[bytes]:
         """Yield blocks of complete SSE events as they come; raise ProviderFailed if the stream breaks.
@@ -201,6 +229,10 @@ class Stream:
 
     def _scan(self, complete: bytes, watchdog: _StallWatchdog) -> tuple[bytes, Any]:
         """The good prefix of a run of complete events, and _DONE, a failure, or None to go on."""
+        if _USAGE in complete:  # the last chunk or two, when usage is reported at all
+            for event in complete.split(b"\n\n"):
+                if _USAGE in event and (usage := _usage(event)) is not None:
+                    self.usage = usage
         # Fast path, nearly every block: content events only. Comments alone do not feed the watchdog.
         if b"[DONE]" not in complete and b'"error"' not in complete:
             if complete.startswith(b"data:") or b"\ndata:" in complete:
@@ -228,12 +260,12 @@ class Stream:
 
 class Upstream:
     def __init__(self, timeouts: Timeouts) -> None:
-        self._timeouts = timeouts
+        self.timeouts = timeouts
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
-        timeout = aiohttp.ClientTimeout(total=None, connect=self._timeouts.connect_s)
+        timeout = aiohttp.ClientTimeout(total=None, connect=self.timeouts.connect_s)
         self._session = aiohttp.ClientSession(
             connector=connector, timeout=timeout, auto_decompress=False, skip_auto_headers=("User-Agent",)
         )
@@ -282,16 +314,16 @@ class Upstream:
         if response is not None:
             response.close()
         if isinstance(exc, TimeoutError):
-            raise _transient(f"no {waited_for} within {self._timeouts.total_s:g} s") from exc
+            raise _transient(f"no {waited_for} within {self.timeouts.total_s:g} s") from exc
         if isinstance(exc, aiohttp.ClientError):
             raise _transient(f"response broken: {type(exc).__name__}") from exc
         raise exc
 
-    async def complete(self, provider: Provider, path: str, body: bytes) -> bytes:
+    async def complete(self, provider: Provider, path: str, body: bytes) -> Answer:
         """A non-streamed call: the provider's JSON body, or ProviderFailed / CallerFault."""
         response: aiohttp.ClientResponse | None = None
         try:
-            async with asyncio.timeout(self._timeouts.total_s):
+            async with asyncio.timeout(self.timeouts.total_s):
                 response = await self._open(provider, path, body)
                 data = await response.read()
         except BaseException as exc:
@@ -305,13 +337,14 @@ class Upstream:
         if not isinstance(doc, dict) or "error" in doc:
             err = parse_error(500, response.headers, data)
             raise ProviderFailed(classify(provider.dialect, err))
-        return data
+        usage = doc.get("usage")
+        return Answer(data, response.headers, usage if isinstance(usage, dict) else None)
 
     async def stream(self, provider: Provider, path: str, body: bytes) -> Stream:
         """Open a stream and read up to its first data event; only then is it worth committing."""
         response: aiohttp.ClientResponse | None = None
         try:
-            async with asyncio.timeout(self._timeouts.total_s):
+            async with asyncio.timeout(self.timeouts.total_s):
                 response = await self._open(provider, path, body)
                 buffer = b""
                 while True:
@@ -323,7 +356,7 @@ class Upstream:
                         event, buffer = buffer[: end + 2], buffer[end + 2 :]
                         kind = _event_kind(event.lstrip(b"\n"))
                         if kind == _DATA:
-                            return Stream(provider, response, event, buffer, self._timeouts.total_s)
+                            return Stream(provider, response, event, buffer, self.timeouts.total_s)
                         if kind == _DONE:
                             raise _transient("stream ended before the first event")
                         if kind == _ERROR:
@@ -339,12 +372,12 @@ class Upstream:
         assert self._session is not None, "Upstream.start() was not awaited"
         headers = {k: v for k, v in provider.headers.items() if k != "content-type"}
         try:
-            async with asyncio.timeout(self._timeouts.total_s):
+            async with asyncio.timeout(self.timeouts.total_s):
                 async with self._session.get(url, headers=headers) as response:
                     return response.status, await response.content.read(_MAX_ERROR_BODY * 16)
         except aiohttp.ClientConnectorError as exc:
             raise _cannot_connect(exc) from exc
         except TimeoutError as exc:
-            raise _transient(f"no answer within {self._timeouts.total_s:g} s") from exc
+            raise _transient(f"no answer within {self.timeouts.total_s:g} s") from exc
         except aiohttp.ClientError as exc:
             raise _transient(f"request failed: {type(exc).__name__}") from exc

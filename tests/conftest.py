@@ -22,6 +22,7 @@ import uvicorn
 import yaml
 
 from gateway.app import Gateway
+from gateway.request_log import RequestLog
 from gateway.settings import Config
 from tests.fakes import FakeUpstream
 
@@ -118,6 +119,10 @@ class _Server(uvicorn.Server):
 class RunningGateway:
     url: str
     app: Gateway
+    log: list[bytes]  # its request log, one JSON line per request
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in list(self.log)]
 
     def client(self, **kwargs: Any) -> openai.OpenAI:
         return openai.OpenAI(base_url=f"{self.url}/v1", api_key="client-token", max_retries=0, **kwargs)
@@ -137,8 +142,12 @@ def start_gateway(provider_keys: dict[str, str]) -> Iterator[Callable[..., Runni
     """Start gateways in this process, each serving real HTTP on its own port."""
     running: list[tuple[_Server, threading.Thread]] = []
 
-    def start(config: dict[str, Any], redis_url: str | None = None, admin_key: str | None = None) -> RunningGateway:
-        app = Gateway(Config.model_validate(config), redis_url, admin_key)
+    def start(
+        config: dict[str, Any], redis_url: str | None = None, admin_key: str | None = None, config_path: Any = None
+    ) -> RunningGateway:
+        log: list[bytes] = []
+        config_model = Config.model_validate(config)
+        app = Gateway(config_model, redis_url, admin_key, config_path=config_path, request_log=RequestLog(log.append))
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         server = _Server(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2))
@@ -146,7 +155,7 @@ def start_gateway(provider_keys: dict[str, str]) -> Iterator[Callable[..., Runni
         thread.start()
         assert server.ready.wait(10), "gateway did not start"
         running.append((server, thread))
-        return RunningGateway(f"http://127.0.0.1:{sock.getsockname()[1]}", app)
+        return RunningGateway(f"http://127.0.0.1:{sock.getsockname()[1]}", app, log)
 
     yield start
     for server, _ in running:

@@ -10,6 +10,7 @@ import time
 import redis
 from openai import OpenAI
 
+from gateway.router import RECOVERY_WINDOW_S
 from tests.conftest import KEYS, config_dict, free_port, wait_for
 from tests.fakes import error
 
@@ -45,7 +46,9 @@ def test_redis_holds_reason_and_ttl_and_no_secrets(fakes, start_gateway, redis_s
     assert value["reason"] == "quota_exhausted"
     assert value["until"] - value["since"] == 3600
     assert "exceeded your current quota" in value["detail"]
-    assert 3500 < client.ttl("gateway:cooldown:openai") <= 3600
+    # The key outlives the cooldown by the recovery window: after it, one probe must succeed first.
+    assert value["probe_until"] - value["until"] == RECOVERY_WINDOW_S
+    assert 3500 + RECOVERY_WINDOW_S < client.ttl("gateway:cooldown:openai") <= 3600 + RECOVERY_WINDOW_S
     dump = b"".join(client.dump(k) or b"" for k in client.keys("*"))
     assert not any(key.encode() in dump for key in KEYS.values())
 

@@ -1,0 +1,110 @@
+"""One JSON line per request: who asked for what, who served, who was skipped and why, how long, tokens.
+
+Cheap by construction: the edge fills a slotted `Trace` as the request goes (the router adds the
+providers it skipped), and one `orjson.dumps` and one `write` make the line at the end. Nothing
+here ever holds a key: a trace has no headers, and a skip's words are our own (see Skip.describe)
+or an already redacted provider message.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+if TYPE_CHECKING:
+    from gateway.router import Skip
+
+
+class Trace:
+    """What happened to one client request, filled in as it goes."""
+
+    __slots__ = (
+        "endpoint",
+        "first_chunk_s",
+        "model",
+        "outcome",
+        "probe",
+        "provider",
+        "request_id",
+        "skips",
+        "started",
+        "status",
+        "stream",
+        "upstream_request_id",
+        "usage",
+    )
+
+    def __init__(self, request_id: bytes, endpoint: str) -> None:
+        self.request_id = request_id
+        self.endpoint = endpoint
+        self.started = time.perf_counter()
+        self.model: str | None = None
+        self.stream = False
+        self.provider: str | None = None
+        self.skips: list[Skip] = []
+        self.probe = False  # this request was the one sent to a recovering provider
+        self.status = 0
+        self.outcome = ""
+        self.first_chunk_s: float | None = None
+        self.usage: dict[str, Any] | None = None
+        self.upstream_request_id: str | None = None
+
+    def tokens(self) -> tuple[int, int]:
+        usage = self.usage
+        if not usage:
+            return 0, 0
+        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        return (prompt if isinstance(prompt, int) else 0), (completion if isinstance(completion, int) else 0)
+
+
+def _stdout(line: bytes) -> None:
+    # os.write, not a buffered stream: a line is out the moment the request ends, even if we crash next.
+    while line:
+        line = line[os.write(1, line) :]
+
+
+class RequestLog:
+    def __init__(self, write: Callable[[bytes], Any] | None = _stdout) -> None:
+        self._write = write  # None: request logging is off
+
+    def emit(self, trace: Trace) -> None:
+        if self._write is None:
+            return
+        ended = time.perf_counter()
+        line: dict[str, Any] = {
+            "ts": round(time.time(), 3),
+            "event": "request",
+            "request_id": trace.request_id.decode(),
+            "endpoint": trace.endpoint,
+            "model": trace.model,
+            "stream": trace.stream,
+            "provider": trace.provider,
+            "status": trace.status,
+            "outcome": trace.outcome,
+            "latency_ms": round((ended - trace.started) * 1000, 2),
+        }
+        if trace.skips:
+            line["skipped"] = [_skipped(s) for s in trace.skips]
+        if trace.probe:
+            line["probe"] = True
+        if trace.first_chunk_s is not None:
+            line["first_chunk_ms"] = round(trace.first_chunk_s * 1000, 2)
+        if trace.usage:
+            prompt, completion = trace.tokens()
+            line["tokens"] = {"prompt": prompt, "completion": completion}
+        if trace.upstream_request_id:
+            line["upstream_request_id"] = trace.upstream_request_id
+        self._write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
+
+
+def _skipped(skip: Skip) -> dict[str, Any]:
+    return {
+        "provider": skip.provider.name,
+        "reason": "probing" if skip.probing else skip.kind,
+        "status": skip.status,
+        "cooldown_s": round(skip.remaining_s, 1) if skip.remaining_s else None,
+    }
