@@ -137,7 +137,8 @@ class Gateway:
 
     def health(self) -> tuple[int, dict[str, Any]]:
         providers = self.router.health()
-        serving = [p["name"] for p in providers if p["state"] == "available"]
+        # A recovering provider serves: the next request to reach it is its probe.
+        serving = [p["name"] for p in providers if p["state"] in ("available", "recovering")]
         status = "ok" if len(serving) == len(providers) else "degraded" if serving else "unavailable"
         # 200 while the gateway can serve at all, so orchestrators do not restart a useful replica.
         code = 200 if serving else 503

@@ -32,6 +32,7 @@ class Reply:
     drop_mid_stream: bool = False
     keepalive: bytes | None = None  # sent every keepalive_every_s while hanging (DeepSeek's queue)
     keepalive_every_s: float = 0.05
+    gate: threading.Event | None = None  # hold the answer until the test sets this
 
 
 @dataclass
@@ -165,6 +166,8 @@ class FakeUpstream:
         reply = self._next(target) or self._canned(target, streamed)
         if reply.delay_s:
             await asyncio.sleep(reply.delay_s)
+        if reply.gate is not None:
+            await asyncio.get_running_loop().run_in_executor(None, reply.gate.wait, 30)
         if reply.drop:
             writer.transport.abort()
             return False
