@@ -242,6 +242,7 @@ class GatewayProcess:
     """`python -m gateway serve` as a child process, the way users run it."""
 
     def __init__(self, config_path: Path, env: dict[str, str]) -> None:
+        self.config_path = config_path
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
