@@ -120,6 +120,10 @@ def _in_band_failure(provider: Provider, event: bytes, headers: Any) -> Provider
 
 def _judged(provider: Provider, err: UpstreamError, body: bytes) -> ProviderFailed | CallerFault:
     """A classified upstream error: the caller's fault to relay, or a failure to fail over from."""
+    if provider.key and provider.key in err.message:
+        # A provider that echoes our key (in any shape `redact` cannot guess) never gets it relayed or stored.
+        err.message = err.message.replace(provider.key, "[redacted]")
+        body = body.replace(provider.key.encode(), b"[redacted]")
     failure = classify(provider.dialect, err)
     if failure.kind is FailureClass.CALLER:
         return CallerFault(err, body, failure)

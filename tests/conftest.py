@@ -288,12 +288,14 @@ class GatewayProcess:
 def spawn_gateway(tmp_path: Path, provider_keys: dict[str, str]) -> Iterator[Callable[..., GatewayProcess]]:
     procs: list[GatewayProcess] = []
 
-    def spawn(config: dict[str, Any], redis_url: str | None = None) -> GatewayProcess:
+    def spawn(config: dict[str, Any], redis_url: str | None = None, admin_key: str | None = None) -> GatewayProcess:
         path = tmp_path / f"providers-{len(procs)}.yaml"
         path.write_text(yaml.safe_dump(config))
-        env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+        env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "GATEWAY_ADMIN_KEY")}
         if redis_url:
             env["REDIS_URL"] = redis_url
+        if admin_key:
+            env["GATEWAY_ADMIN_KEY"] = admin_key
         proc = GatewayProcess(path, env)
         procs.append(proc)
         return proc
