@@ -30,6 +30,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 _JSON = (b"content-type", b"application/json")
+_CLIENT_CLOSED = 499  # nginx's status for "the client closed the connection", in logs only
 _SANE_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 _SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -128,7 +129,7 @@ class Edge:
             if not watch.client_left or watch.task.uncancel() > 0:
                 trace.outcome = trace.outcome or "cancelled"
                 raise  # cancelled by the server, not by our watch: let it through
-            trace.outcome = "client_gone"
+            trace.status, trace.outcome = _CLIENT_CLOSED, "client_gone"
         finally:
             watch.disarm()
 
@@ -178,7 +179,7 @@ class Edge:
                 status, outcome = exc.status, "caller_fault"
                 body, headers = relayable_error(exc.error, exc.body), None
             case ClientGone():
-                trace.outcome = "client_gone"
+                trace.status, trace.outcome = _CLIENT_CLOSED, "client_gone"
                 return
             case _:
                 log.exception("unexpected error on the request path")

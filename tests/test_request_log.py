@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from tests import payloads
-from tests.conftest import CHAT_MODELS, wait_for
+from tests.conftest import CHAT_MODELS, post_and_leave, wait_for
 from tests.fakes import Reply, error
 from tests.test_redis_store import MESSAGES
 
@@ -81,3 +81,10 @@ def test_when_nobody_can_serve_the_line_says_why_for_each(gateway, fakes):
     assert [(s["provider"], s["reason"], s["status"]) for s in line["skipped"]] == [
         (flavor, "transient", 500) for flavor in CHAT_MODELS
     ]
+
+
+def test_a_client_that_leaves_is_logged_as_gone(gateway, fakes):
+    fakes["openai"].script(Reply(hang=True))
+    post_and_leave(gateway.url, CHAT, fakes["openai"])
+    line = only_line(gateway)
+    assert (line["status"], line["outcome"], line["provider"]) == (499, "client_gone", None)
