@@ -1,4 +1,4 @@
-"""The command line: `gateway serve`, `gateway status`, `gateway keys hash|new`.
+"""The command line: `gateway serve`, `gateway status`, `gateway doctor`, `gateway keys hash|new`.
 
 Configuration comes from `--config` (or `GATEWAY_CONFIG`, else ./providers.yaml); the store from
 `REDIS_URL` (unset: in-process). A bad config exits with status 2 and a message naming the file
@@ -33,7 +33,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=os.environ.get("GATEWAY_HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT", "8000")))
     serve.add_argument("--log-level", default=os.environ.get("GATEWAY_LOG_LEVEL", "warning"))
+    serve.add_argument(
+        "--request-log",
+        choices=("stdout", "off"),
+        default=os.environ.get("GATEWAY_REQUEST_LOG", "stdout"),
+        help="one JSON line per request (default: stdout; $GATEWAY_REQUEST_LOG)",
+    )
     serve.set_defaults(run=serve_command)
+
+    doctor = commands.add_parser("doctor", help="check every provider's key, connection, models, quota")
+    doctor.add_argument("--config", default=serve.get_default("config"), help="providers file (default: as for serve)")
+    doctor.set_defaults(run=doctor_command)
 
     status = commands.add_parser("status", help="who is serving, who is out, why and until when")
     status.add_argument(
@@ -156,6 +166,19 @@ def status_command(args: argparse.Namespace) -> int:
     return 0 if code == 200 else 1
 
 
+def doctor_command(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"gateway: invalid configuration:\n{exc}", file=sys.stderr)
+        return 2
+    from gateway import doctor
+
+    report = asyncio.run(doctor.run(config, os.environ.get("REDIS_URL") or None))
+    print(report.render())
+    return report.exit_code()
+
+
 def serve_command(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
@@ -167,8 +190,15 @@ def serve_command(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.app import Gateway
+    from gateway.request_log import RequestLog
 
-    app = Gateway(config, os.environ.get("REDIS_URL") or None, os.environ.get("GATEWAY_ADMIN_KEY") or None)
+    app = Gateway(
+        config,
+        os.environ.get("REDIS_URL") or None,
+        os.environ.get("GATEWAY_ADMIN_KEY") or None,
+        config_path=args.config,
+        request_log=RequestLog() if args.request_log == "stdout" else RequestLog(None),
+    )
     for provider in app.router.providers:
         if provider.key is None:
             logging.getLogger("gateway").warning(

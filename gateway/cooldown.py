@@ -228,7 +228,7 @@ class RedisStore(LocalStore):
         return await self._reload(int(raw) if raw is not None else 0)
 
     def status(self) -> dict[str, Any]:
-        status: dict[str, Any] = {"backend": self.backend, "state": self._state, "url": _safe_url(self._url)}
+        status: dict[str, Any] = {"backend": self.backend, "state": self._state, "url": safe_url(self._url)}
         if self._state != "ok" and self._last_error:
             status["last_error"] = self._last_error
         if self._pending:
@@ -428,7 +428,7 @@ def _decode(name: str, raw: bytes | None, ttl_ms: int | None, now: float) -> Coo
         return None
 
 
-def _safe_url(url: str) -> str:
+def safe_url(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
 

@@ -91,10 +91,14 @@ class Config(_Strict):
         return providers
 
     def api_key(self, provider: ProviderConfig) -> str | None:
-        """The provider's key from the environment; None when it needs one and none is set."""
+        """The provider's key from the environment; None when it needs one and none is set.
+
+        Surrounding whitespace is dropped: no key has any, and a pasted newline could not even be
+        sent in a header.
+        """
         if provider.api_key_env is None:
             return ""
-        return os.environ.get(provider.api_key_env) or None
+        return (os.environ.get(provider.api_key_env) or "").strip() or None
 
 
 def _where(loc: tuple) -> str:

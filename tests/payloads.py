@@ -1062,3 +1062,17 @@ MODELS_OK: dict[str, bytes] = {
         b'"owned_by":"library"}]}'
     ),
 }
+
+
+# DeepSeek GET /user/balance (free; used by `gateway doctor`).
+# OK: D https://api-docs.deepseek.com/zh-cn/api/get-user-balance.md (the documented example, verbatim).
+# EMPTY: ? the documented shape with is_available false and zero balances ("whether the account has balance
+#   available for API calls"); no recorded empty answer was found.
+DEEPSEEK_BALANCE_OK = (
+    b'{"is_available":true,"balance_infos":[{"currency":"CNY","total_balance":"110.00",'
+    b'"granted_balance":"10.00","topped_up_balance":"100.00"}]}'
+)
+DEEPSEEK_BALANCE_EMPTY = (
+    b'{"is_available":false,"balance_infos":[{"currency":"CNY","total_balance":"0.00",'
+    b'"granted_balance":"0.00","topped_up_balance":"0.00"}]}'
+)

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from gateway.settings import ConfigError, load_config
-from tests.conftest import ROOT, config_dict
+from tests.conftest import KEY_ENV, KEYS, ROOT, config_dict
 from tests.fakes import error
 
 
@@ -138,3 +138,10 @@ def test_docker_compose_runs_gateway_redis_and_ollama():
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "gateway" in dockerfile and "8000" in dockerfile
     assert os.path.exists(ROOT / ".dockerignore")
+
+
+def test_a_pasted_key_with_a_newline_is_sent_trimmed(fakes, start_gateway, monkeypatch):
+    monkeypatch.setenv(KEY_ENV["openai"], f" {KEYS['openai']}\r\n")
+    gateway = start_gateway(config_dict(fakes))
+    gateway.client().chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert fakes["openai"].last().headers["authorization"] == f"Bearer {KEYS['openai']}"
