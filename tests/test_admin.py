@@ -67,10 +67,9 @@ def test_unknown_targets_and_bad_bodies(gateway):
         assert response.status_code == 400, body
 
 
-def test_a_clear_on_one_replica_is_seen_by_another(fakes, spawn_gateway, redis_server, monkeypatch):
-    monkeypatch.setenv("GATEWAY_ADMIN_KEY", ADMIN)
+def test_a_clear_on_one_replica_is_seen_by_another(fakes, spawn_gateway, redis_server):
     config = config_dict(fakes)
-    first = spawn_gateway(config, redis_server.url)
+    first = spawn_gateway(config, redis_server.url, admin_key=ADMIN)
     second = spawn_gateway(config, redis_server.url)
     fakes["openai"].script(error("openai-429-insufficient-quota"))
     assert served_by(first.client()) == "groq"
