@@ -76,6 +76,8 @@ class Gateway:
 
     def _apply(self, config: Config) -> None:
         router = Router(config, self.store, self.upstream, self.metrics)
+        if hasattr(self, "router"):
+            router.adopt(self.router)
         edge = Edge(router, config.limits.max_body_bytes, self.request_log)
         self.upstream.timeouts = config.timeouts
         self._keys = ClientKeys(config.client_keys) if config.client_keys is not None else None

@@ -180,6 +180,12 @@ def doctor_command(args: argparse.Namespace) -> int:
 
 
 def serve_command(args: argparse.Namespace) -> int:
+    if args.request_log not in ("stdout", "off"):  # argparse does not check a default from the environment
+        print(
+            f"gateway: --request-log / GATEWAY_REQUEST_LOG must be stdout or off, not {args.request_log!r}",
+            file=sys.stderr,
+        )
+        return 2
     try:
         config = load_config(args.config)
     except ConfigError as exc:

@@ -112,11 +112,21 @@ class LocalStore:
         pass
 
 
-# Extend-only write: a cooldown never shortens a longer one already in Redis (another replica's,
-# or this one's from before a late answer), so concurrent failures cannot un-bench a provider.
+# Extend-only write: a cooldown never replaces one already in Redis that benches until later
+# (another replica's, or this one's from before a late answer), so concurrent failures cannot
+# un-bench a provider. It compares `until`, as the local view does, not the TTL, which also holds
+# the recovery window; a value without a readable `until` is judged by its TTL.
 _EXTEND = """
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl >= tonumber(ARGV[2]) then return 0 end
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ok, doc = pcall(cjson.decode, current)
+  local bench_end = ok and type(doc) == 'table' and tonumber(doc['until'])
+  if bench_end then
+    if bench_end >= tonumber(ARGV[4]) then return 0 end
+  elseif redis.call('PTTL', KEYS[1]) >= tonumber(ARGV[2]) then
+    return 0
+  end
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[3])
 redis.call('INCR', KEYS[3])
@@ -181,7 +191,10 @@ class RedisStore(LocalStore):
 
     def set(self, key: str, cooldown: Cooldown) -> None:
         super().set(key, cooldown)
-        self._pending[key] = cooldown
+        # After an unflushed clear or replace, Redis may still hold the old entry: only a replace
+        # gets this one past it (a probe's success, then pacing, in the same answer).
+        earlier = self._pending.get(key, _GONE)
+        self._pending[key] = _Replace(cooldown) if earlier is None or isinstance(earlier, _Replace) else cooldown
         self._kick_flush()
 
     def clear(self, key: str) -> None:
@@ -199,7 +212,11 @@ class RedisStore(LocalStore):
         if not self._claim_locally(key, ttl_s):
             return False
         keys, args = [self._probe_prefix + key], [self._token, int(ttl_s * 1000)]
-        held_ms = await self._call(lambda _redis: self._claim(keys=keys, args=args))
+        try:
+            held_ms = await self._call(lambda _redis: self._claim(keys=keys, args=args))
+        except BaseException:  # cancelled mid-claim: the lock may be ours in Redis, so give it back
+            self.release_probe(key)
+            raise
         if held_ms is None:
             # Redis is out: probe from this replica alone rather than never (one probe per replica).
             return True
@@ -215,6 +232,13 @@ class RedisStore(LocalStore):
         task = asyncio.get_running_loop().create_task(self._call(lambda _redis: self._release(keys=keys, args=args)))
         self._background.add(task)  # a lock left behind expires by its TTL anyway
         task.add_done_callback(self._background.discard)
+
+    async def flush(self) -> bool:
+        """Write every local change Redis has not confirmed yet, now; True when none is left."""
+        if self._flush_task is not None and not self._flush_task.done():
+            await self._flush_task
+        await self._flush()
+        return not self._pending
 
     async def apply_now(self, key: str, cooldown: Cooldown | None) -> bool:
         """Clear (None) or replace one cooldown in Redis and wait for the answer: for the CLI."""
@@ -327,7 +351,8 @@ class RedisStore(LocalStore):
             return True  # expired while waiting: nothing left to share
         value = orjson.dumps(asdict(cooldown))
         keys = [self._key_prefix + key, self._index, self._version_key]
-        return await self._call(lambda _redis: self._extend(keys=keys, args=[value, ttl_ms, key])) is not None
+        args = [value, ttl_ms, key, repr(cooldown.until)]
+        return await self._call(lambda _redis: self._extend(keys=keys, args=args)) is not None
 
     async def _delete(self, key: str) -> bool:
         async def call(redis: Redis) -> Any:

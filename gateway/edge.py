@@ -12,6 +12,7 @@ and its id goes back to the client as `x-request-id`.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import re
@@ -31,6 +32,9 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 _JSON = (b"content-type", b"application/json")
 _CLIENT_CLOSED = 499  # nginx's status for "the client closed the connection", in logs only
+# Request ids: a random prefix per process, then a counter; unique across replicas, and no syscall.
+_ID_PREFIX = os.urandom(8).hex().encode()
+_ID_COUNTER = itertools.count()
 _SANE_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 _SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -60,7 +64,7 @@ def _request_id(scope: dict[str, Any]) -> bytes:
     for name, value in scope["headers"]:
         if name == b"x-request-id" and _SANE_ID.fullmatch(value):
             return value
-    return os.urandom(12).hex().encode()
+    return b"%s%08x" % (_ID_PREFIX, next(_ID_COUNTER))
 
 
 class Edge:
@@ -127,17 +131,20 @@ class Edge:
                 await self._complete(endpoint, body, send, watch, trace)
         except asyncio.CancelledError:
             if not watch.client_left or watch.task.uncancel() > 0:
-                trace.outcome = trace.outcome or "cancelled"
+                trace.outcome = "cancelled"  # by the server (shutdown), even mid-stream: not a full answer
                 raise  # cancelled by the server, not by our watch: let it through
             trace.status, trace.outcome = _CLIENT_CLOSED, "client_gone"
+        except Exception:
+            trace.outcome = "error"
+            raise
         finally:
             watch.disarm()
 
     def _finish(self, trace: Trace) -> None:
         provider = trace.provider or "none"
-        self.metrics.request(trace.endpoint, provider, trace.outcome or "client_gone")
+        self.metrics.request(trace.endpoint, provider, trace.outcome or "error")
         if trace.usage:
-            self.metrics.tokens(provider, *trace.tokens())
+            self.metrics.tokens_used(provider, *trace.tokens())
         if trace.first_chunk_s is not None:
             self.metrics.first_chunk(provider, trace.first_chunk_s)
         self.request_log.emit(trace)

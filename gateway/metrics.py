@@ -1,30 +1,127 @@
 """Prometheus metrics, one registry per gateway. The only module that uses prometheus-client.
 
-Counters and histograms are updated on the request path, through labelled children cached on
-first use (a label lookup costs more than the increment). Provider state is not updated on the
-request path at all: a collector reads it from the router when /metrics is scraped.
+The request path only adds to plain dicts keyed by label tuples (no locks, no label lookups:
+prometheus-client's own counters cost a lock per increment, which showed in profiles). Every
+update and every scrape runs on the event loop, so nothing here needs a lock. A collector turns
+the dicts into Prometheus families when /metrics is scraped, and reads provider state from the
+router at that moment.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 STATES = ("available", "recovering", "cooldown", "misconfigured")
 # Upstream answers run from milliseconds (a cached error) to minutes (a long completion).
-_LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 
 
-class _ProviderState(Collector):
+class _Histogram:
+    __slots__ = ("counts", "sums")
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, ...], list[int]] = {}
+        self.sums: dict[tuple[str, ...], float] = defaultdict(float)
+
+    def observe(self, labels: tuple[str, ...], value: float) -> None:
+        counts = self.counts.get(labels)
+        if counts is None:
+            counts = self.counts[labels] = [0] * (len(_BUCKETS) + 1)
+        counts[bisect_left(_BUCKETS, value)] += 1  # le is inclusive: a value equal to a bound counts in it
+        self.sums[labels] += value
+
+    def family(self, name: str, doc: str, labels: list[str]) -> HistogramMetricFamily:
+        family = HistogramMetricFamily(name, doc, labels=labels)
+        for key, counts in self.counts.items():
+            cumulative, buckets = 0, []
+            for bound, count in zip([*map(str, _BUCKETS), "+Inf"], counts, strict=True):
+                cumulative += count
+                buckets.append((bound, cumulative))
+            family.add_metric(list(key), buckets, self.sums[key])
+        return family
+
+
+def _counter(name: str, doc: str, labels: list[str], values: dict[tuple[str, ...], float]) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, doc, labels=labels)
+    for key, value in values.items():
+        family.add_metric(list(key), value)
+    return family
+
+
+class Metrics(Collector):
     def __init__(self, health: Callable[[], list[dict[str, Any]]]) -> None:
         self._health = health
+        self.requests: defaultdict[tuple[str, str, str], int] = defaultdict(int)
+        self.failovers: defaultdict[tuple[str, str], int] = defaultdict(int)
+        self.skips: defaultdict[tuple[str, str], int] = defaultdict(int)
+        self.cooldowns: defaultdict[tuple[str, str], int] = defaultdict(int)
+        self.tokens: defaultdict[tuple[str, str], int] = defaultdict(int)
+        self.attempts = _Histogram()
+        self.first_chunks = _Histogram()
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    # -- the request path: one dict update each ---------------------------------------------------
+
+    def request(self, endpoint: str, provider: str, outcome: str) -> None:
+        self.requests[endpoint, provider, outcome] += 1
+
+    def failover(self, provider: str, reason: str) -> None:
+        self.failovers[provider, reason] += 1
+
+    def skipped(self, provider: str, reason: str) -> None:
+        self.skips[provider, reason] += 1
+
+    def cooldown(self, provider: str, reason: str) -> None:
+        self.cooldowns[provider, reason] += 1
+
+    def attempt(self, provider: str, ok: bool, seconds: float) -> None:
+        self.attempts.observe((provider, "ok" if ok else "failed"), seconds)
+
+    def first_chunk(self, provider: str, seconds: float) -> None:
+        self.first_chunks.observe((provider,), seconds)
+
+    def tokens_used(self, provider: str, prompt: int, completion: int) -> None:
+        if prompt:
+            self.tokens[provider, "prompt"] += prompt
+        if completion:
+            self.tokens[provider, "completion"] += completion
+
+    # -- the scrape ----------------------------------------------------------------------------
+
+    def collect(self) -> Iterator[Metric]:
+        yield _counter(
+            "gateway_requests", "Client requests by endpoint, serving provider and outcome",
+            ["endpoint", "provider", "outcome"], self.requests,
+        )  # fmt: skip
+        yield _counter(
+            "gateway_failovers", "Attempts that failed and moved on to the next provider, by failure class",
+            ["provider", "reason"], self.failovers,
+        )  # fmt: skip
+        yield _counter(
+            "gateway_provider_skips", "Providers passed over without an attempt (benched, probing, no key)",
+            ["provider", "reason"], self.skips,
+        )  # fmt: skip
+        yield _counter("gateway_cooldowns", "Cooldowns set, by reason", ["provider", "reason"], self.cooldowns)
+        yield _counter("gateway_tokens", "Tokens reported by providers", ["provider", "type"], self.tokens)
+        yield self.attempts.family(
+            "gateway_upstream_duration_seconds",
+            "One upstream attempt: to the whole answer, or for a stream to its first event",
+            ["provider", "outcome"],
+        )
+        yield self.first_chunks.family(
+            "gateway_time_to_first_chunk_seconds",
+            "From the client's request to the first streamed chunk sent",
+            ["provider"],
+        )
         state = GaugeMetricFamily(
             "gateway_provider_state", "1 for the provider's current state, else 0", labels=["provider", "state"]
         )
@@ -39,68 +136,6 @@ class _ProviderState(Collector):
             remaining.add_metric([entry["name"], entry["reason"] or ""], entry["cooldown_remaining_s"] or 0.0)
         yield state
         yield remaining
-
-
-class Metrics:
-    def __init__(self, health: Callable[[], list[dict[str, Any]]]) -> None:
-        self.registry = CollectorRegistry(auto_describe=False)
-        r = self.registry
-        self._requests = Counter(
-            "gateway_requests", "Client requests by endpoint, serving provider and outcome",
-            ["endpoint", "provider", "outcome"], registry=r,
-        )  # fmt: skip
-        self._failovers = Counter(
-            "gateway_failovers", "Attempts that failed and moved on to the next provider, by failure class",
-            ["provider", "reason"], registry=r,
-        )  # fmt: skip
-        self._skips = Counter(
-            "gateway_provider_skips", "Providers passed over without an attempt (benched, probing, no key)",
-            ["provider", "reason"], registry=r,
-        )  # fmt: skip
-        self._cooldowns = Counter("gateway_cooldowns", "Cooldowns set, by reason", ["provider", "reason"], registry=r)
-        self._attempts = Histogram(
-            "gateway_upstream_duration_seconds",
-            "One upstream attempt: to the whole answer, or for a stream to its first event",
-            ["provider", "outcome"], buckets=_LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
-        self._first_chunk = Histogram(
-            "gateway_time_to_first_chunk_seconds", "From the client's request to the first streamed chunk sent",
-            ["provider"], buckets=_LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
-        self._tokens = Counter("gateway_tokens", "Tokens reported by providers", ["provider", "type"], registry=r)
-        r.register(_ProviderState(health))
-        self._children: dict[tuple[Any, ...], Any] = {}
-
-    def _child(self, metric: Any, *labels: str) -> Any:
-        key = (id(metric), *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
-
-    def request(self, endpoint: str, provider: str, outcome: str) -> None:
-        self._child(self._requests, endpoint, provider, outcome).inc()
-
-    def failover(self, provider: str, reason: str) -> None:
-        self._child(self._failovers, provider, reason).inc()
-
-    def skipped(self, provider: str, reason: str) -> None:
-        self._child(self._skips, provider, reason).inc()
-
-    def cooldown(self, provider: str, reason: str) -> None:
-        self._child(self._cooldowns, provider, reason).inc()
-
-    def attempt(self, provider: str, ok: bool, seconds: float) -> None:
-        self._child(self._attempts, provider, "ok" if ok else "failed").observe(seconds)
-
-    def first_chunk(self, provider: str, seconds: float) -> None:
-        self._child(self._first_chunk, provider).observe(seconds)
-
-    def tokens(self, provider: str, prompt: int, completion: int) -> None:
-        if prompt:
-            self._child(self._tokens, provider, "prompt").inc(prompt)
-        if completion:
-            self._child(self._tokens, provider, "completion").inc(completion)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

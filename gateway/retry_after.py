@@ -87,9 +87,12 @@ def exhausted(headers: Mapping[str, str]) -> tuple[str, float | None] | None:
     The next request would only earn a 429, so the caller benches the provider until the reset.
     Two header lookups per answer; most answers have budget left and stop there.
     """
-    for budget in ("requests", "tokens"):
-        value = headers.get(f"x-ratelimit-remaining-{budget}")
+    for budget, remaining, reset_name in _BUDGETS:
+        value = headers.get(remaining)
         if value is not None and _number(value) == 0:
-            reset = headers.get(f"x-ratelimit-reset-{budget}")
+            reset = headers.get(reset_name)
             return budget, _seconds(reset) if reset is not None else None
     return None
+
+
+_BUDGETS = tuple((b, f"x-ratelimit-remaining-{b}", f"x-ratelimit-reset-{b}") for b in ("requests", "tokens"))

@@ -137,6 +137,10 @@ class Router:
         self._streak: dict[str, int] = {}  # transient failures in a row, per provider
         self._ejections: dict[str, int] = {}  # circuit-breaker openings since the last success
 
+    def adopt(self, previous: Router) -> None:
+        """Keep the circuit breaker's counts across a reload, so a flapping provider keeps its doubling."""
+        self._streak, self._ejections = previous._streak, previous._ejections
+
     def models(self) -> list[str]:
         return list(dict.fromkeys(m for p in self.providers for m in p.config.models))
 
@@ -233,11 +237,14 @@ class Router:
         seconds = None if provider.config.last_resort else self._cooldown_s(provider, failure, benched)
         if probe and failure.bench and current is not None and not benched:
             # The probe failed: back on the bench, for twice as long as last time.
-            seconds = min(max(seconds or 0.0, 2 * (current.until - current.since)), _MAX_BENCH_S)
+            doubled = 2 * (current.until - current.since)
+            seconds = max(seconds or 0.0, min(doubled, _MAX_BENCH_S))
         if seconds and (current is None or now + seconds > current.until):
-            recovery = RECOVERY_WINDOW_S if probe or failure.kind in _PROBED else 0.0
             until = now + seconds
-            self.store.set(key, Cooldown(failure.kind.value, failure.detail, now, until, until + recovery))
+            # Only a whole provider recovers through a probe; a model's bench, or a rate limit, just ends.
+            probed = key == provider.name and (probe or failure.kind in _PROBED)
+            probe_until = until + RECOVERY_WINDOW_S if probed else 0.0
+            self.store.set(key, Cooldown(failure.kind.value, failure.detail, now, until, probe_until))
             self.metrics.cooldown(provider.name, failure.kind.value)
             if probe:
                 log.warning("%s: the probe failed (%s); benched for %.0f s", provider.name, failure.kind, seconds)

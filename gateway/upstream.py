@@ -63,6 +63,16 @@ def _transient(detail: str, *, reset: bool = False) -> ProviderFailed:
     return ProviderFailed(Failure(FailureClass.TRANSIENT, detail, reset_before_first_byte=reset))
 
 
+async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
+    """The body up to `cap` bytes. read(n) returns what is buffered, not n bytes: read to the end or the cap."""
+    pieces: list[bytes] = []
+    size = 0
+    while size < cap and (piece := await response.content.read(cap - size)):
+        pieces.append(piece)
+        size += len(piece)
+    return b"".join(pieces)
+
+
 def _cannot_connect(exc: aiohttp.ClientConnectorError) -> ProviderFailed:
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         return _transient(f"TLS certificate rejected: {exc.certificate_error}")
@@ -120,7 +130,7 @@ def _in_band_failure(provider: Provider, event: bytes, headers: Any) -> Provider
 
 def _judged(provider: Provider, err: UpstreamError, body: bytes) -> ProviderFailed | CallerFault:
     """A classified upstream error: the caller's fault to relay, or a failure to fail over from."""
-    if provider.key and provider.key in err.message:
+    if provider.key:
         # A provider that echoes our key (in any shape `redact` cannot guess) never gets it relayed or stored.
         err.message = err.message.replace(provider.key, "[redacted]")
         body = body.replace(provider.key.encode(), b"[redacted]")
@@ -290,13 +300,8 @@ class Upstream:
             raise _transient(f"request failed: {type(exc).__name__}") from exc
 
     async def _fail(self, provider: Provider, response: aiohttp.ClientResponse) -> ProviderFailed | CallerFault:
-        # read(n) returns what is buffered, not n bytes: read to the end (or the cap) before judging.
-        pieces: list[bytes] = []
-        size = 0
         try:
-            while size < _MAX_ERROR_BODY and (piece := await response.content.read(_MAX_ERROR_BODY - size)):
-                pieces.append(piece)
-                size += len(piece)
+            body = await _read_capped(response, _MAX_ERROR_BODY)
         finally:
             # A fully read error keeps its connection for the next call (a failover per request
             # would otherwise open a new one each time); a cut one must not be reused.
@@ -304,7 +309,6 @@ class Upstream:
                 response.release()
             else:
                 response.close()
-        body = b"".join(pieces)
         return _judged(provider, parse_error(response.status, response.headers, body), body)
 
     async def _open(self, provider: Provider, path: str, body: bytes) -> aiohttp.ClientResponse:
@@ -339,8 +343,9 @@ class Upstream:
         except orjson.JSONDecodeError as exc:
             raise _transient("malformed response body") from exc
         if not isinstance(doc, dict) or "error" in doc:
-            err = parse_error(500, response.headers, data)
-            raise ProviderFailed(classify(provider.dialect, err))
+            judged = _judged(provider, parse_error(500, response.headers, data), data)
+            # An error under a 200 is the provider's failure to answer, whatever it says: fail over.
+            raise judged if isinstance(judged, ProviderFailed) else ProviderFailed(judged.failure)
         usage = doc.get("usage")
         return Answer(data, response.headers, usage if isinstance(usage, dict) else None)
 
@@ -378,7 +383,7 @@ class Upstream:
         try:
             async with asyncio.timeout(self.timeouts.total_s):
                 async with self._session.get(url, headers=headers) as response:
-                    return response.status, await response.content.read(_MAX_ERROR_BODY * 16)
+                    return response.status, await _read_capped(response, _MAX_ERROR_BODY * 16)
         except aiohttp.ClientConnectorError as exc:
             raise _cannot_connect(exc) from exc
         except TimeoutError as exc:

@@ -122,7 +122,7 @@ class RunningGateway:
     log: list[bytes]  # its request log, one JSON line per request
 
     def log_lines(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in list(self.log)]
+        return [json.loads(line) for chunk in list(self.log) for line in chunk.splitlines()]
 
     def client(self, **kwargs: Any) -> openai.OpenAI:
         return openai.OpenAI(base_url=f"{self.url}/v1", api_key="client-token", max_retries=0, **kwargs)

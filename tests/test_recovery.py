@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
 import pytest
+import redis
 
 from tests.conftest import config_dict, wait_for
 from tests.fakes import Reply, error
@@ -40,8 +42,7 @@ def test_a_failed_probe_benches_for_twice_as_long(fakes, start_gateway):
     assert served_by(gateway.client()) == "groq"
     cooldown = gateway.app.store.get("openai", time.time())
     assert cooldown.reason == "quota_exhausted" and cooldown.until - cooldown.since == 2.0
-    assert gateway.provider("openai")["state"] == "cooldown"
-    assert served_by(gateway.client()) == "groq"  # benched: not tried
+    assert cooldown.probe_until > cooldown.until  # and when that ends, another probe
     assert fakes["openai"].calls() == 2
 
 
@@ -95,3 +96,23 @@ def test_pacing_benches_until_the_reset_instead_of_waiting_for_a_429(gateway, fa
     assert entry["detail"] == f"paced: x-ratelimit-remaining-{budget} is 0"
     assert served_by(gateway.client()) == "groq"
     assert fakes["openai"].calls() == 2
+
+
+def test_a_probe_that_also_spends_the_budget_ends_paced_everywhere(fakes, start_gateway, redis_server):
+    """The probe's clear and the pacing bench land together: Redis must not keep the old quota entry."""
+    gateway = start_gateway(config_dict(fakes, **SHORT_QUOTA), redis_server.url)
+    bench_for_quota(gateway, fakes)
+    spent = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "30s"}
+    fakes["openai"].script(Reply(headers=spent))
+    assert served_by(gateway.client()) == "openai"  # the probe, and it said the budget is spent
+    client = redis.Redis.from_url(redis_server.url)
+
+    def shared_reason() -> str | None:
+        raw = client.get("gateway:cooldown:openai")
+        return json.loads(raw)["reason"] if raw else None
+
+    wait_for(lambda: shared_reason() == "rate_limited", what="the pacing bench to replace the quota entry in redis")
+    value = json.loads(client.get("gateway:cooldown:openai"))
+    assert value["probe_until"] == 0.0  # a pacing bench just ends
+    entry = gateway.provider("openai")
+    assert (entry["state"], entry["reason"]) == ("cooldown", "rate_limited")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import time
 import redis
 from openai import OpenAI
 
+from gateway.cooldown import Cooldown, RedisStore
 from gateway.router import RECOVERY_WINDOW_S
 from tests.conftest import KEYS, config_dict, free_port, wait_for
 from tests.fakes import error
@@ -149,3 +151,24 @@ def test_a_bench_is_never_shortened_in_redis(fakes, start_gateway, redis_server)
     assert served_by(gateway.client()) == "groq"
     wait_for(lambda: not gateway.health()["store"].get("unsynced"), timeout=5, what="the write to be answered")
     assert client.ttl("gateway:cooldown:openai") > 2900
+
+
+def test_a_later_bench_wins_in_redis_even_with_a_shorter_ttl(redis_server):
+    """Extend-only compares when benches end: a recovery window in a TTL does not block a longer bench."""
+    client = redis.Redis.from_url(redis_server.url)
+    now = time.time()
+    value = {"reason": "transient", "detail": "", "since": now, "until": now + 30, "probe_until": now + 30 + 86400}
+    client.set("gateway:cooldown:openai", json.dumps(value), ex=86430)
+
+    async def bench_for_auth() -> None:
+        store = RedisStore(redis_server.url, timeout_s=2.0)
+        await store.start()
+        try:
+            store.set("openai", Cooldown("auth", "key rejected", now, now + 3600))
+            assert await store.flush()
+        finally:
+            await store.close()
+
+    asyncio.run(bench_for_auth())
+    assert json.loads(client.get("gateway:cooldown:openai"))["reason"] == "auth"
+    assert 3500 < client.ttl("gateway:cooldown:openai") <= 3600

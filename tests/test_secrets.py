@@ -13,7 +13,7 @@ import json
 import httpx
 import redis
 
-from tests.conftest import KEYS, config_dict
+from tests.conftest import KEY_ENV, KEYS, config_dict
 from tests.fakes import Reply
 from tests.test_admin import ADMIN, AUTH
 
@@ -71,3 +71,20 @@ def test_no_provider_key_appears_in_responses_logs_metrics_or_redis(fakes, spawn
     for key in KEYS.values():
         assert key not in everything
         assert key[-16:] not in everything  # not even the tail of one
+
+
+def test_a_key_of_no_known_shape_echoed_anywhere_in_an_error_is_redacted(fakes, start_gateway, monkeypatch):
+    plain = "plain-secret-value-4711"  # no sk-/gsk_/AIza prefix: the generic redaction cannot spot it
+    monkeypatch.setenv(KEY_ENV["deepseek"], plain)
+    gateway = start_gateway(config_dict(fakes, ("deepseek", "ollama")))
+    rejected = {"error": {"message": "bad request", "type": "invalid_request_error", "param": plain, "code": None}}
+    fakes["deepseek"].script(Reply(status=400, body=json.dumps(rejected).encode()))
+    relayed = httpx.post(f"{gateway.url}/v1/chat/completions", json=CHAT, timeout=10)
+    assert relayed.status_code == 400 and relayed.json()["error"]["param"] == "[redacted]"
+    # An error under a 200 fails over; its words reach the 503 and the health report.
+    fakes["deepseek"].script(Reply(body=json.dumps({"error": {"message": f"key {plain} is broken"}}).encode()))
+    fakes["ollama"].script(Reply(status=500, body=b'{"error":{"message":"boom"}}'))
+    failed = httpx.post(f"{gateway.url}/v1/chat/completions", json=CHAT, timeout=10)
+    assert failed.status_code == 503
+    everything = f"{relayed.text}{failed.text}{httpx.get(f'{gateway.url}/health').text}{gateway.log}"
+    assert plain not in everything
