@@ -41,11 +41,6 @@ log = logging.getLogger("gateway")
 _CREATED = int(time.time())
 # Liveness and scraping stay answerable without a gateway key; neither shows a secret.
 _OPEN_PATHS = frozenset({"/health", "/metrics"})
-_UNAUTHORIZED = error_body(
-    401,
-    "Missing or invalid gateway key: send 'Authorization: Bearer <key>' with a key listed in client_keys.",
-    code="invalid_api_key",
-)
 
 
 def _json(status: int, body: bytes, headers: dict[str, str] | None = None) -> Response:
@@ -78,7 +73,7 @@ class Gateway:
         router = Router(config, self.store, self.upstream, self.metrics)
         if hasattr(self, "router"):
             router.adopt(self.router)
-        edge = Edge(router, config.limits.max_body_bytes, self.request_log)
+        edge = self._edge = Edge(router, config.limits.max_body_bytes, self.request_log)
         self.upstream.timeouts = config.timeouts
         self._keys = ClientKeys(config.client_keys) if config.client_keys is not None else None
         self.config, self.router = config, router
@@ -113,7 +108,7 @@ class Gateway:
         ):
             authorization = next((v for k, v in scope["headers"] if k == b"authorization"), None)
             if not self._keys.allows(authorization):
-                return await respond(send, 401, _UNAUTHORIZED, [(b"www-authenticate", b"Bearer")])
+                return await self._edge.unauthorized(scope, send)
         if scope["type"] == "http" and (handler := self._hot.get(scope["path"])) is not None:
             if scope["method"] == "POST":
                 return await handler(scope, receive, send)

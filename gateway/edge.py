@@ -31,6 +31,11 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 _JSON = (b"content-type", b"application/json")
+_UNAUTHORIZED = error_body(
+    401,
+    "Missing or invalid gateway key: send 'Authorization: Bearer <key>' with a key listed in client_keys.",
+    code="invalid_api_key",
+)
 _CLIENT_CLOSED = 499  # nginx's status for "the client closed the connection", in logs only
 # Request ids: a random prefix per process, then a counter; unique across replicas, and no syscall.
 _ID_PREFIX = os.urandom(8).hex().encode()
@@ -107,6 +112,19 @@ class Edge:
         trace = Trace(_request_id(scope), endpoint.value)
         try:
             await self._serve(scope, receive, send, endpoint, trace)
+        finally:
+            self._finish(trace)
+
+    async def unauthorized(self, scope: dict[str, Any], send: Send) -> None:
+        """A request without a valid gateway key: a 401, logged and counted, and no provider reached."""
+        path = scope["path"]
+        endpoint = next((e.value for e in Endpoint if path.endswith(e.value)), "other")  # a bounded label
+        trace = Trace(_request_id(scope), endpoint)
+        trace.status, trace.outcome = 401, "unauthorized"
+        try:
+            await respond(
+                send, 401, _UNAUTHORIZED, [(b"www-authenticate", b"Bearer"), (b"x-request-id", trace.request_id)]
+            )
         finally:
             self._finish(trace)
 

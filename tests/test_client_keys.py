@@ -12,7 +12,7 @@ import yaml
 
 from gateway.client_keys import digest
 from gateway.settings import ConfigError, load_config
-from tests.conftest import ROOT, config_dict
+from tests.conftest import ROOT, config_dict, wait_for
 
 GOOD = "sk-gw-good-key-0123456789"
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -85,3 +85,15 @@ def test_keys_hash_cli_matches_the_check():
     )
     assert result.returncode == 0
     assert result.stdout.strip() == digest(GOOD)
+
+
+def test_a_refused_request_is_logged_and_counted(locked, fakes):
+    response = httpx.post(f"{locked.url}/v1/chat/completions", json={"model": "gpt-4o-mini"}, timeout=5)
+    assert response.status_code == 401
+    line = wait_for(locked.log_lines, what="the log line")[-1]
+    assert (line["status"], line["outcome"], line["provider"]) == (401, "unauthorized", None)
+    assert line["request_id"] == response.headers["x-request-id"]
+    assert httpx.get(f"{locked.url}/v1/models", timeout=5).status_code == 401
+    metrics = httpx.get(f"{locked.url}/metrics", timeout=5).text
+    assert 'gateway_requests_total{endpoint="/chat/completions",outcome="unauthorized",provider="none"} 1.0' in metrics
+    assert 'gateway_requests_total{endpoint="other",outcome="unauthorized",provider="none"} 1.0' in metrics

@@ -31,7 +31,8 @@ def test_a_successful_probe_brings_the_provider_back(fakes, start_gateway):
     assert "openai" in gateway.health()["serving"]
     assert served_by(gateway.client()) == "openai"  # the probe
     assert gateway.provider("openai")["state"] == "available"
-    assert [line.get("probe", False) for line in gateway.log_lines()] == [False, True]
+    lines = wait_for(lambda: len(gateway.log_lines()) == 2 and gateway.log_lines(), what="two log lines")
+    assert [line.get("probe", False) for line in lines] == [False, True]
     assert fakes["openai"].calls() == 2
 
 

@@ -13,7 +13,7 @@ import json
 import httpx
 import redis
 
-from tests.conftest import KEY_ENV, KEYS, config_dict
+from tests.conftest import KEY_ENV, KEYS, config_dict, wait_for
 from tests.fakes import Reply
 from tests.test_admin import ADMIN, AUTH
 
@@ -86,5 +86,6 @@ def test_a_key_of_no_known_shape_echoed_anywhere_in_an_error_is_redacted(fakes, 
     fakes["ollama"].script(Reply(status=500, body=b'{"error":{"message":"boom"}}'))
     failed = httpx.post(f"{gateway.url}/v1/chat/completions", json=CHAT, timeout=10)
     assert failed.status_code == 503
+    wait_for(lambda: len(gateway.log_lines()) == 2, what="both log lines")
     everything = f"{relayed.text}{failed.text}{httpx.get(f'{gateway.url}/health').text}{gateway.log}"
     assert plain not in everything
