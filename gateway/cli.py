@@ -115,7 +115,7 @@ async def _apply_in_redis(redis_url: str, key: str, seconds: float | None, reaso
     from gateway.cooldown import Cooldown, RedisStore
 
     store = RedisStore(redis_url, timeout_s=2.0)  # a person can wait longer than a request
-    await store.start()
+    store.connect()
     try:
         now = time.time()
         cooldown = None if seconds is None else Cooldown(reason, "set by an operator", now, now + seconds)

@@ -260,6 +260,11 @@ class RedisStore(LocalStore):
         return status
 
     async def start(self) -> None:
+        self.connect()
+        self._sync_task = asyncio.create_task(self._sync_forever(), name="cooldown-sync")
+
+    def connect(self) -> None:
+        """A client, without the sync loop: for one-off reads and writes (the CLI, the doctor)."""
         # Connecting is lazy: a gateway started while Redis is down starts and serves locally.
         self._redis = Redis.from_url(
             self._url,
@@ -271,7 +276,6 @@ class RedisStore(LocalStore):
         self._extend = self._redis.register_script(_EXTEND)
         self._claim = self._redis.register_script(_CLAIM)
         self._release = self._redis.register_script(_RELEASE)
-        self._sync_task = asyncio.create_task(self._sync_forever(), name="cooldown-sync")
 
     async def close(self) -> None:
         # redis-py can swallow a cancellation that lands mid-command, so the loops also watch a

@@ -227,7 +227,7 @@ async def _read_store(redis_url: str | None) -> tuple[str, dict[str, Cooldown] |
     logging.getLogger("gateway.cooldown").setLevel(logging.ERROR)  # the store line says it, once
     try:
         where = safe_url(redis_url)  # never the password
-        await store.start()
+        store.connect()  # no sync loop: the doctor only reads
         if not await store.load():
             return f"redis: unreachable ({where}: {store.status().get('last_error', 'no answer')})", None
         return f"redis: ok ({where})", store.active(time.time())

@@ -117,3 +117,12 @@ def test_a_probe_that_also_spends_the_budget_ends_paced_everywhere(fakes, start_
     assert value["probe_until"] == 0.0  # a pacing bench just ends
     entry = gateway.provider("openai")
     assert (entry["state"], entry["reason"]) == ("cooldown", "rate_limited")
+
+
+def test_with_redis_down_a_replica_probes_on_its_own(fakes, start_gateway, redis_server):
+    gateway = start_gateway(config_dict(fakes, **SHORT_QUOTA), redis_server.url)
+    wait_for(lambda: gateway.health()["store"]["state"] == "ok", what="redis to be seen")
+    bench_for_quota(gateway, fakes)
+    redis_server.kill()
+    assert served_by(gateway.client()) == "openai"  # the probe: the lock could not be asked for, so it is ours
+    assert gateway.provider("openai")["state"] == "available"
