@@ -65,7 +65,8 @@ class Trace:
 
 
 def _stdout(line: bytes) -> None:
-    # os.write, not a buffered stream: a line is out the moment the request ends, even if we crash next.
+    # os.write, not a buffered stream: lines are out at the end of the loop turn their requests ended
+    # in, not whenever a buffer happens to fill (or never, if the process dies).
     while line:
         line = line[os.write(1, line) :]
 
