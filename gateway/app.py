@@ -69,10 +69,10 @@ class Gateway:
         if admin_key:
             add_admin_routes(self.api, self, admin_key)
 
-    def _apply(self, config: Config) -> None:
+    def _apply(self, config: Config, previous: Router | None = None) -> None:
         router = Router(config, self.store, self.upstream, self.metrics)
-        if hasattr(self, "router"):
-            router.adopt(self.router)
+        if previous is not None:
+            router.adopt(previous)
         edge = self._edge = Edge(router, config.limits.max_body_bytes, self.request_log)
         self.upstream.timeouts = config.timeouts
         self._keys = ClientKeys(config.client_keys) if config.client_keys is not None else None
@@ -89,7 +89,7 @@ class Gateway:
         if self.config_path is None:
             raise ConfigError("this gateway was not started from a file, so there is nothing to reload")
         config = load_config(self.config_path)
-        self._apply(config)
+        self._apply(config, self.router)
         log.warning("reloaded %s: providers %s", self.config_path, ", ".join(p.name for p in config.providers))
         return config
 

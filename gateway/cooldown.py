@@ -6,10 +6,10 @@ With Redis, a sync task polls a version counter every `poll_s` and reloads the v
 replica changed it, so a provider benched anywhere is skipped everywhere within about 50 ms.
 
 Redis layout (prefix `gateway:` by default): `cooldown:<key>` holds the JSON value with
-TTL = cooldown; the set `cooldown-keys` indexes them (no SCAN over a shared keyspace); the counter
-`cooldown-version` is bumped on every change.
+TTL = cooldown (plus the recovery window, below); the set `cooldown-keys` indexes them (no SCAN
+over a shared keyspace); the counter `cooldown-version` is bumped on every change.
 
-Writes are extend-only (a Lua compare on the TTL): a late, shorter cooldown never un-benches a
+Writes are extend-only (a Lua compare of `until`): a late, shorter cooldown never un-benches a
 provider that another replica, or an earlier answer, benched for longer.
 
 Recovery: a cooldown may carry `probe_until`. Between `until` and `probe_until` the provider is
@@ -217,10 +217,8 @@ class RedisStore(LocalStore):
         except BaseException:  # cancelled mid-claim: the lock may be ours in Redis, so give it back
             self.release_probe(key)
             raise
-        if held_ms is None:
-            # Redis is out: probe from this replica alone rather than never (one probe per replica).
-            return True
-        if held_ms == -1:
+        # None: Redis is out, so probe from this replica alone rather than never (one per replica).
+        if held_ms is None or held_ms == -1:
             return True
         self._probes[key] = time.monotonic() + max(int(held_ms), 10) / 1000
         return False
@@ -435,7 +433,7 @@ _GONE = object()
 
 @dataclass(frozen=True, slots=True)
 class _Replace:
-    """A pending write that may shorten what Redis holds (an operator's), unlike a failure's."""
+    """A pending write that may shorten what Redis holds, unlike a failure's: an operator's, or one after a clear."""
 
     cooldown: Cooldown
 

@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 import orjson
 
 from gateway.cooldown import Cooldown, RedisStore, safe_url
-from gateway.errors import FailureClass, ProviderFailed, classify, parse_error
+from gateway.errors import FailureClass, ProviderFailed, parse_error
 from gateway.providers import DIALECTS
 from gateway.settings import Config, Timeouts
-from gateway.upstream import Provider, Upstream
+from gateway.upstream import Provider, Upstream, judge
 
 # What a real key of each flavor looks like. A mismatch is only a warning: formats change, and a
 # proxy in front of a provider may take keys of its own. Ollama takes no key, so it has no entry.
@@ -129,9 +129,6 @@ async def _probe(upstream: Upstream, provider: Provider) -> Row:
             _check_models(row, provider, status, body)
             if provider.config.flavor == "deepseek" and status == 200:
                 await _check_balance(row, upstream, provider)
-    if secret := provider.key:  # belt and braces: a provider's message may quote the key back
-        for notes in (row.problems, row.warnings):
-            notes[:] = [n.replace(secret, "[redacted]") for n in notes]
     return row
 
 
@@ -169,7 +166,7 @@ def _check_models(row: Row, provider: Provider, status: int, body: bytes) -> Non
             row.warnings.append(f"not listed: {', '.join(missing)}")
         return
     # The same reading of an error body as a failed request gets; the headers are not needed here.
-    failure = classify(provider.dialect, parse_error(status, {}, body))
+    failure = judge(provider, parse_error(status, {}, body), body).failure  # our key scrubbed from its words
     match failure.kind:
         case FailureClass.AUTH:  # no provider text: DeepSeek's quotes the key's last characters
             row.models = "key rejected"

@@ -125,11 +125,11 @@ def _in_band_failure(provider: Provider, event: bytes, headers: Any) -> Provider
     status = code.get("code") if isinstance(code, dict) else None
     # Google-style errors carry their HTTP status as `code`; OpenAI's in-band errors are 5xx.
     status = status if isinstance(status, int) and 400 <= status <= 599 else 500
-    return _judged(provider, parse_error(status, headers, payload), payload)
+    return judge(provider, parse_error(status, headers, payload), payload)
 
 
-def _judged(provider: Provider, err: UpstreamError, body: bytes) -> ProviderFailed | CallerFault:
-    """A classified upstream error: the caller's fault to relay, or a failure to fail over from."""
+def judge(provider: Provider, err: UpstreamError, body: bytes) -> ProviderFailed | CallerFault:
+    """A classified upstream error, our key scrubbed: the caller's fault to relay, or a failure to fail over from."""
     if provider.key:
         # A provider that echoes our key (in any shape `redact` cannot guess) never gets it relayed or stored.
         err.message = err.message.replace(provider.key, "[redacted]")
@@ -309,7 +309,7 @@ class Upstream:
                 response.release()
             else:
                 response.close()
-        return _judged(provider, parse_error(response.status, response.headers, body), body)
+        return judge(provider, parse_error(response.status, response.headers, body), body)
 
     async def _open(self, provider: Provider, path: str, body: bytes) -> aiohttp.ClientResponse:
         response = await self._post(provider, path, body)
@@ -343,7 +343,7 @@ class Upstream:
         except orjson.JSONDecodeError as exc:
             raise _transient("malformed response body") from exc
         if not isinstance(doc, dict) or "error" in doc:
-            judged = _judged(provider, parse_error(500, response.headers, data), data)
+            judged = judge(provider, parse_error(500, response.headers, data), data)
             # An error under a 200 is the provider's failure to answer, whatever it says: fail over.
             raise judged if isinstance(judged, ProviderFailed) else ProviderFailed(judged.failure)
         usage = doc.get("usage")
