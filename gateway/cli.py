@@ -112,9 +112,10 @@ def cooldown_command(args: argparse.Namespace) -> int:
 
 
 async def _apply_in_redis(redis_url: str, key: str, seconds: float | None, reason: str) -> bool:
-    from gateway.cooldown import Cooldown, RedisStore
+    from gateway.store import Cooldown
+    from gateway.store.cooldowns import RedisCooldowns
 
-    store = RedisStore(redis_url, timeout_s=2.0)  # a person can wait longer than a request
+    store = RedisCooldowns(redis_url, timeout_s=2.0)  # a person can wait longer than a request
     store.connect()
     try:
         now = time.time()
@@ -195,8 +196,8 @@ def serve_command(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from gateway.app import Gateway
     from gateway.request_log import RequestLog
+    from gateway.web.app import Gateway
 
     app = Gateway(
         config,

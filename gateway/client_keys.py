@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from dataclasses import dataclass
 
 _MAX_KEY_BYTES = 512
 
@@ -23,19 +24,33 @@ def new_key() -> str:
     return "sk-gw-" + secrets.token_urlsafe(32)
 
 
+@dataclass(frozen=True, slots=True)
+class ClientKey:
+    """One listed gateway key: who the caller is."""
+
+    name: str
+    digest: str
+
+    @classmethod
+    def from_digest(cls, listed: str) -> ClientKey:
+        # A bare digest is named after its first 8 hex digits, so logs can tell keys apart.
+        return cls(f"key-{listed.removeprefix('sha256:')[:8]}", listed)
+
+
 class ClientKeys:
     def __init__(self, digests: list[str]) -> None:
-        self._digests = [d.encode() for d in digests]
+        self._entries = [(d.encode(), ClientKey.from_digest(d)) for d in digests]
 
-    def allows(self, authorization: bytes | None) -> bool:
-        """Whether an `Authorization` header value carries a listed key."""
+    def identify(self, authorization: bytes | None) -> ClientKey | None:
+        """The listed key an `Authorization` header value carries; None when it carries none."""
         if not authorization or len(authorization) > _MAX_KEY_BYTES + 7:
-            return False
+            return None
         scheme, _, key = authorization.partition(b" ")
         if scheme.lower() != b"bearer" or not key:
-            return False
+            return None
         candidate = digest(key.strip()).encode()
-        allowed = False
-        for known in self._digests:  # no early exit: the time taken says nothing about the list
-            allowed |= hmac.compare_digest(candidate, known)
-        return allowed
+        found = None
+        for known, entry in self._entries:  # no early exit: the time taken says nothing about the list
+            if hmac.compare_digest(candidate, known):
+                found = entry
+        return found

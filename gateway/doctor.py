@@ -12,31 +12,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import orjson
 
-from gateway.cooldown import Cooldown, RedisStore, safe_url
-from gateway.errors import FailureClass, ProviderFailed, parse_error
-from gateway.providers import DIALECTS
+from gateway.classify import judge, parse_error
+from gateway.errors import FailureClass, ProviderFailed
+from gateway.providers import Provider, configure
 from gateway.settings import Config, Timeouts
-from gateway.upstream import Provider, Upstream, judge
+from gateway.status import ProviderStatus
+from gateway.store import Cooldown
+from gateway.transport import Transports
 
-# What a real key of each flavor looks like. A mismatch is only a warning: formats change, and a
-# proxy in front of a provider may take keys of its own. Ollama takes no key, so it has no entry.
-KEY_SHAPES: dict[str, tuple[re.Pattern[str], str]] = {
-    # OpenAI: `sk-`, including project (`sk-proj-`), service-account (`sk-svcacct-`) and admin keys.
-    "openai": (re.compile(r"sk-[A-Za-z0-9_-]+"), "sk-..."),
-    # Groq: `gsk_` then letters and digits.
-    "groq": (re.compile(r"gsk_[A-Za-z0-9]+"), "gsk_..."),
-    # Google AI Studio: `AIza` then 35 URL-safe characters, 39 in all.
-    "gemini": (re.compile(r"AIza[A-Za-z0-9_-]{35}"), "AIza + 35 characters"),
-    # DeepSeek: `sk-` then lowercase hex.
-    "deepseek": (re.compile(r"sk-[0-9a-f]+"), "sk- + hex"),
-}
 # Benches that mean "cannot serve until someone acts" (pay, fix the key); others pass by themselves.
 _OUT_REASONS = (FailureClass.QUOTA.value, FailureClass.AUTH.value)
 _HEADERS = ("PROVIDER", "KEY", "CONNECTION", "MODELS", "QUOTA", "VERDICT", "NOTES")
@@ -80,24 +69,25 @@ class Report:
 
 async def run(config: Config, redis_url: str | None) -> Report:
     # A person is waiting: a provider that has not answered in 10 s is reported, not waited for.
-    upstream = Upstream(Timeouts(connect_s=min(config.timeouts.connect_s, 5), total_s=10))
-    providers = [Provider(p, DIALECTS[p.flavor], config.api_key(p)) for p in config.providers]
-    await upstream.start()
+    transports = Transports(Timeouts(connect_s=min(config.timeouts.connect_s, 5), total_s=10))
+    providers = configure(config, transports)
+    await transports.start()
     try:
         rows, (store_line, active) = await asyncio.gather(
-            asyncio.gather(*(_probe(upstream, p) for p in providers)), _read_store(redis_url)
+            asyncio.gather(*(_probe(p) for p in providers)), _read_store(redis_url)
         )
     finally:
-        await upstream.close()
-    now = time.time()
-    for provider, row in zip(providers, rows, strict=True):
-        _benches(row, provider.name, active, now)
+        await transports.close()
+    if active is not None:
+        now = time.time()
+        for provider, row in zip(providers, rows, strict=True):
+            _benches(row, ProviderStatus.of(provider, active, now))
     return Report(list(rows), store_line)
 
 
 def _check_key(row: Row, provider: Provider) -> None:
     """Only the variable's name is ever shown, never the key or a piece of it."""
-    env, key, flavor = provider.config.api_key_env, provider.key, provider.config.flavor
+    env, key, flavor = provider.config.api_key_env, provider.key, provider.flavor
     if env is None:
         row.key = "not needed"
         return
@@ -109,17 +99,16 @@ def _check_key(row: Row, provider: Provider) -> None:
     if os.environ.get(env, "") != key:  # the gateway strips it; other tools reading the variable may not
         row.key = "whitespace"
         row.warnings.append(f"{env} has whitespace or a newline around the key (a copy-paste slip?); ignored")
-    shape = KEY_SHAPES.get(flavor)
-    if shape is not None and not shape[0].fullmatch(key):
+    if flavor.key_shape is not None and not flavor.key_shape.fullmatch(key):
         row.key = "odd shape" if row.key == "ok" else row.key
-        row.warnings.append(f"{env} does not look like a {flavor} key ({shape[1]}); checked anyway")
+        row.warnings.append(f"{env} does not look like a {flavor.name} key ({flavor.key_hint}); checked anyway")
 
 
-async def _probe(upstream: Upstream, provider: Provider) -> Row:
+async def _probe(provider: Provider) -> Row:
     row = Row(provider.name)
     _check_key(row, provider)
     try:
-        status, body = await upstream.get(provider, provider.config.base_url + "/models")
+        status, body = await provider.transport.get(provider, provider.config.base_url + "/models")
     except ProviderFailed as exc:  # DNS, refused, TLS, no answer: in the words a request would get
         row.connection = "failed"
         row.problems.append(exc.failure.detail)
@@ -127,8 +116,8 @@ async def _probe(upstream: Upstream, provider: Provider) -> Row:
         row.connection = "ok"
         if provider.key is not None:  # without one, a 401 is expected: only the connection was in question
             _check_models(row, provider, status, body)
-            if provider.config.flavor == "deepseek" and status == 200:
-                await _check_balance(row, upstream, provider)
+            if status == 200:
+                await _check_balance(row, provider)
     return row
 
 
@@ -185,31 +174,19 @@ def _check_models(row: Row, provider: Provider, status: int, body: bytes) -> Non
             row.warnings.append(f"models not verified: {failure.detail}")
 
 
-async def _check_balance(row: Row, upstream: Upstream, provider: Provider) -> None:
-    """DeepSeek's free `GET /user/balance`, beside /v1 rather than under it.
-
-    Answers {"is_available": true, "balance_infos": [{"currency": "CNY", "total_balance": "110.00",
-    "granted_balance": "10.00", "topped_up_balance": "100.00"}]}; is_available says whether the
-    balance can pay for API calls (https://api-docs.deepseek.com/zh-cn/api/get-user-balance.md).
-    """
-    url = provider.config.base_url.removesuffix("/v1") + "/user/balance"
-    doc, why = None, ""
-    try:
-        status, body = await upstream.get(provider, url)
-        doc, why = (orjson.loads(body), "") if status == 200 else (None, f" (HTTP {status})")
-    except ProviderFailed as exc:
-        why = f": {exc.failure.detail}"
-    except orjson.JSONDecodeError:
-        pass
-    if not isinstance(doc, dict) or not isinstance(doc.get("is_available"), bool):
-        row.quota = "unknown"
-        row.warnings.append(f"balance unreadable{why}")
+async def _check_balance(row: Row, provider: Provider) -> None:
+    """The flavor's free balance read, where it has one."""
+    balance = await provider.flavor.balance(provider, provider.transport)
+    if balance is None:
         return
-    infos = [i for i in doc.get("balance_infos") or [] if isinstance(i, dict)]
-    row.quota = ", ".join(f"{i.get('currency', '?')} {i.get('total_balance', '?')}" for i in infos) or "-"
-    if not doc["is_available"]:
+    if balance.available is None:
+        row.quota = "unknown"
+        row.warnings.append(f"balance unreadable{balance.why}")
+        return
+    row.quota = balance.summary
+    if not balance.available:
         row.quota = f"empty ({row.quota})"
-        row.problems.append("DeepSeek balance cannot pay for calls: top it up")
+        row.problems.append(balance.problem)
 
 
 async def _read_store(redis_url: str | None) -> tuple[str, dict[str, Cooldown] | None]:
@@ -220,8 +197,11 @@ async def _read_store(redis_url: str | None) -> tuple[str, dict[str, Cooldown] |
             " see `gateway status`",
             None,
         )
-    store = RedisStore(redis_url, timeout_s=2.0)  # a person can wait longer than a request
-    logging.getLogger("gateway.cooldown").setLevel(logging.ERROR)  # the store line says it, once
+    from gateway.store.cooldowns import RedisCooldowns
+    from gateway.store.redis import safe_url
+
+    store = RedisCooldowns(redis_url, timeout_s=2.0)  # a person can wait longer than a request
+    logging.getLogger("gateway.store").setLevel(logging.ERROR)  # the store line says it, once
     try:
         where = safe_url(redis_url)  # never the password
         store.connect()  # no sync loop: the doctor only reads
@@ -234,22 +214,19 @@ async def _read_store(redis_url: str | None) -> tuple[str, dict[str, Cooldown] |
         await store.close()
 
 
-def _benches(row: Row, name: str, active: dict[str, Cooldown] | None, now: float) -> None:
+def _benches(row: Row, status: ProviderStatus) -> None:
     """What the gateways last learned, from the shared store: a quota or key bench is a fact here too."""
-    if active is None:
-        return
-    own = active.get(name)
-    models = {key.split("/", 1)[1]: cd for key, cd in active.items() if key.startswith(f"{name}/")}
+    own = status.cooldown
     if own is None:
         row.quota = "not benched" if row.quota == "-" else row.quota
-    elif own.until <= now:
+    elif status.recovering:
         row.quota = f"recovering ({own.reason})" if row.quota == "-" else row.quota
         row.warnings.append(f"its {own.reason} cooldown is over; the next request to reach it is the probe")
     else:
         row.quota = own.reason if row.quota == "-" else f"{row.quota}, {own.reason}"
         note = f"benched for {own.reason} until {_utc(own.until)}"
         (row.problems if own.reason in _OUT_REASONS else row.warnings).append(note)
-    for model, cooldown in sorted(models.items()):
+    for model, cooldown in sorted(status.benched_models().items()):
         row.warnings.append(f"model {model} benched for {cooldown.reason} until {_utc(cooldown.until)}")
 
 

@@ -1,31 +1,37 @@
-"""The closed failure taxonomy and the one classification order.
+"""Every exception of ours, the failure taxonomy, and the record of what each provider did with a request.
 
-    Failure (what an upstream attempt ended with)
+    GatewayError
+    ├── ConfigError            the configuration file is missing, unreadable or invalid
+    ├── BadRequest             the client's request is wrong; answered by the gateway itself (4xx)
+    ├── UnknownModel           no configured provider maps the requested model
+    ├── NoProviderAvailable    every candidate was skipped or failed; carries one Attempt each
+    ├── ClientGone             the client disconnected; nothing to answer, nobody to blame
+    └── AttemptFailed          one upstream attempt failed; carries its Failure
+        ├── ProviderFailed     the next provider may not share it: fail over
+        └── CallerFault        the upstream rejected the request itself: relay it, fail over nowhere
+
+    FailureClass (what an upstream attempt ended with; `gateway.classify` holds the order)
     ├── quota_exhausted   credits or quota gone; lasts until someone pays    fail over, long cooldown
     ├── rate_limited      slow down; passes in seconds                        fail over, hinted cooldown
-    ├── auth              key rejected or missing; an operator must act       fail over, shown misconfigured
+    ├── auth              key rejected; an operator must act                  fail over, shown misconfigured
     ├── model_not_found   this provider lacks this model                      fail over, cools (provider, model)
     ├── transient         5xx, timeout, reset, malformed body                 fail over, circuit breaker
     └── caller_fault      the request itself is wrong                         back to the client, cools nothing
 
-Provider modules hold the facts (which status, code or detail means what, each with a comment);
-`classify` holds the order: auth, then quota, then rate limit, then model, then transient, and
-whatever is left is the caller's fault. Quota is asked before rate limit because OpenAI and
-Gemini send both as 429.
+Nothing here knows the wire format: `gateway.web` turns these into OpenAI-shaped answers, and
+`gateway.web.messages` holds the words a client reads.
 """
 
 from __future__ import annotations
 
 import enum
-import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-import orjson
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from gateway.providers.dialect import Dialect
+    from gateway.classify import UpstreamError
+    from gateway.providers import Provider
 
 
 class FailureClass(enum.StrEnum):
@@ -47,95 +53,105 @@ class Failure:
     reset_before_first_byte: bool = False  # the only failure worth a same-provider retry
 
 
-class ProviderFailed(Exception):
-    """An attempt failed in a way that the next provider may not share."""
+class GatewayError(Exception):
+    """The root of every exception the gateway raises on purpose."""
+
+
+class ConfigError(GatewayError):
+    """The configuration file is missing, unreadable or invalid; the message says where."""
+
+
+class BadRequest(GatewayError):
+    """A request the gateway answers itself with a 4xx (or 5xx) in OpenAI's shape."""
+
+    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+        self.code = code
+
+
+class UnknownModel(GatewayError):
+    def __init__(self, model: str) -> None:
+        super().__init__(model)
+        self.model = model
+
+
+class ClientGone(GatewayError):
+    """The client disconnected: nothing to answer, nothing to blame on a provider."""
+
+
+class AttemptFailed(GatewayError):
+    """One upstream attempt failed; `failure` says how."""
 
     def __init__(self, failure: Failure) -> None:
         super().__init__(failure.detail)
         self.failure = failure
 
 
-class CallerFault(Exception):
+class ProviderFailed(AttemptFailed):
+    """An attempt failed in a way that the next provider may not share."""
+
+    @classmethod
+    def transient(cls, detail: str, *, reset: bool = False) -> ProviderFailed:
+        """A network or protocol failure, in our own words (`reset`: before any byte, worth one retry)."""
+        return cls(Failure(FailureClass.TRANSIENT, detail, reset_before_first_byte=reset))
+
+
+class CallerFault(AttemptFailed):
     """The upstream rejected the request itself: relayed to the client, nothing fails over."""
 
     def __init__(self, error: UpstreamError, body: bytes, failure: Failure) -> None:
-        super().__init__(failure.detail)
+        super().__init__(failure)
         self.status = error.status
         self.error = error  # parsed once, at the upstream boundary
         self.body = body
-        self.failure = failure
 
 
-@dataclass(slots=True)
-class UpstreamError:
-    """An error response, normalised across the OpenAI dict and Google RPC list envelopes."""
+class AttemptKind(enum.Enum):
+    """Why a provider did not serve a request: it was tried and failed, or it was passed over."""
 
-    status: int
-    headers: Mapping[str, str]
-    message: str = ""
-    type: str | None = None
-    code: str | None = None
-    rpc_status: str | None = None  # Google's status word, e.g. RESOURCE_EXHAUSTED
-    details: list[dict[str, Any]] = field(default_factory=list)
-    openai_shaped: bool = False  # body already is {"error": {"message": ...}}
+    FAILED = "failed"  # tried; `reason` is the FailureClass
+    BENCHED = "benched"  # in cooldown; `reason` is the cooldown's (a FailureClass value, or an operator's word)
+    MISSING_KEY = "missing_key"  # its key variable is unset
+    PROBING = "probing"  # recovering, and another request is its probe; `reason` is what it recovers from
 
 
-def parse_error(status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
-    err = UpstreamError(status=status, headers=headers)
-    try:
-        doc = orjson.loads(body) if body else None
-    except orjson.JSONDecodeError:
-        doc = None
-    if isinstance(doc, list) and doc and isinstance(doc[0], dict):
-        doc = doc[0]  # Gemini's compat endpoint wraps the error in a list
-    inner = doc.get("error") if isinstance(doc, dict) else None
-    if isinstance(inner, str):  # Ollama's native form {"error": "..."}
-        inner = {"message": inner}
-    if not isinstance(inner, dict):
-        err.message = body[:200].decode("utf-8", "replace") if body else ""
-        return err
-    err.message = str(inner.get("message") or "")
-    err.openai_shaped = isinstance(doc, dict) and "message" in inner and "status" not in inner
-    err.type = _text(inner.get("type"))
-    code = inner.get("code")
-    err.code = code if isinstance(code, str) else None
-    err.rpc_status = _text(inner.get("status"))
-    details = inner.get("details")
-    err.details = [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []
-    return err
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What one provider did with one request it did not serve."""
+
+    provider: Provider
+    kind: AttemptKind
+    reason: str | None = None  # see AttemptKind
+    remaining_s: float | None = None  # benched for this long; None: not benched
+    status: int | None = None  # the upstream's HTTP status, when it answered
+    cause: str = ""  # our own words for a network failure; never provider text
+    request_only: bool = False  # the failure belongs to this request (too large), not to the provider
+
+    @property
+    def label(self) -> str:
+        """The one word for logs and metrics: the reason, or `missing_key` / `probing`."""
+        if self.kind is AttemptKind.MISSING_KEY or self.kind is AttemptKind.PROBING:
+            return self.kind.value
+        return self.reason or ""
 
 
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) else None
+class NoProviderAvailable(GatewayError):
+    def __init__(self, model: str, attempts: list[Attempt]) -> None:
+        super().__init__(model)
+        self.model = model
+        self.attempts = attempts
 
+    def retry_after_s(self) -> int:
+        """The soonest a retry can help: the shortest cooldown, or 1 s after failures that benched nothing."""
+        waits = [
+            a.remaining_s or 1.0 for a in self.attempts if a.kind is not AttemptKind.MISSING_KEY and not a.request_only
+        ]
+        return max(1, math.ceil(min(waits))) if waits else 3600
 
-def classify(dialect: Dialect, err: UpstreamError) -> Failure:
-    """The one classification order; each step asks the provider's dialect for its facts."""
-    detail = redact(f"HTTP {err.status}: {err.message}" if err.message else f"HTTP {err.status}")
-    if dialect.is_auth(err):
-        return Failure(FailureClass.AUTH, detail, status=err.status)
-    if dialect.is_quota(err):
-        return Failure(FailureClass.QUOTA, detail, dialect.quota_hint(err), status=err.status)
-    if dialect.is_rate_limit(err):
-        return Failure(
-            FailureClass.RATE_LIMIT,
-            detail,
-            dialect.rate_limit_hint(err),
-            bench=not dialect.is_request_too_large(err),
-            status=err.status,
-        )
-    if dialect.is_model_not_found(err):
-        return Failure(FailureClass.MODEL_NOT_FOUND, detail, status=err.status)
-    if dialect.is_transient(err):
-        return Failure(FailureClass.TRANSIENT, detail, status=err.status)
-    return Failure(FailureClass.CALLER, detail, status=err.status)
-
-
-_SECRETS = re.compile(r"(sk-|gsk_|AIza|Bearer\s+)[A-Za-z0-9_\-*.]{4,}")
-_MAX_DETAIL = 200
-
-
-def redact(text: str) -> str:
-    """A short excerpt with anything that looks like a key replaced."""
-    text = _SECRETS.sub("[redacted]", " ".join(text.split()))
-    return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 1] + "…"
+    def request_too_large(self) -> bool:
+        """Every provider that was tried refused this request's size, and none is out: retrying cannot help."""
+        tried = [a for a in self.attempts if a.kind is not AttemptKind.MISSING_KEY]
+        return bool(tried) and all(a.request_only for a in tried)

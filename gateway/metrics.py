@@ -4,7 +4,7 @@ The request path only adds to plain dicts keyed by label tuples (no locks, no la
 prometheus-client's own counters cost a lock per increment, which showed in profiles). Every
 update and every scrape runs on the event loop, so nothing here needs a lock. A collector turns
 the dicts into Prometheus families when /metrics is scraped, and reads provider state from the
-router at that moment.
+router at that moment (`gateway.status`).
 """
 
 from __future__ import annotations
@@ -12,14 +12,18 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from gateway.status import State
+
+if TYPE_CHECKING:
+    from gateway.status import ProviderStatus
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-STATES = ("available", "recovering", "cooldown", "misconfigured")
 # Upstream answers run from milliseconds (a cached error) to minutes (a long completion).
 _BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 
@@ -57,8 +61,8 @@ def _counter(name: str, doc: str, labels: list[str], values: dict[tuple[str, ...
 
 
 class Metrics(Collector):
-    def __init__(self, health: Callable[[], list[dict[str, Any]]]) -> None:
-        self._health = health
+    def __init__(self, statuses: Callable[[], list[ProviderStatus]]) -> None:
+        self._statuses = statuses
         self.requests: defaultdict[tuple[str, str, str], int] = defaultdict(int)
         self.failovers: defaultdict[tuple[str, str], int] = defaultdict(int)
         self.skips: defaultdict[tuple[str, str], int] = defaultdict(int)
@@ -130,10 +134,10 @@ class Metrics(Collector):
             "Seconds until the provider's cooldown ends (0 when not benched)",
             labels=["provider", "reason"],
         )
-        for entry in self._health():
-            for name in STATES:
-                state.add_metric([entry["name"], name], 1.0 if entry["state"] == name else 0.0)
-            remaining.add_metric([entry["name"], entry["reason"] or ""], entry["cooldown_remaining_s"] or 0.0)
+        for status in self._statuses():
+            for name in State:
+                state.add_metric([status.name, name.value], 1.0 if status.state is name else 0.0)
+            remaining.add_metric([status.name, status.reason or ""], status.remaining_s or 0.0)
         yield state
         yield remaining
 

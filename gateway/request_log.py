@@ -4,7 +4,7 @@ Cheap by construction: the edge fills a slotted `Trace` as the request goes (the
 providers it skipped), and one `orjson.dumps` makes the line at the end. Lines that end in the
 same turn of the event loop leave in one `write` at the end of that turn, so under load the log
 costs less than a syscall per request, and a line is still out at once. Nothing
-here ever holds a key: a trace has no headers, and a skip's words are our own (see Skip.describe)
+here ever holds a key: a trace has no headers, and an attempt's words are our own (see web.messages)
 or an already redacted provider message.
 """
 
@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 if TYPE_CHECKING:
-    from gateway.router import Skip
+    from gateway.errors import Attempt
 
 
 class Trace:
     """What happened to one client request, filled in as it goes."""
 
     __slots__ = (
+        "attempts",
         "endpoint",
         "first_chunk_s",
         "model",
@@ -33,7 +34,6 @@ class Trace:
         "probe",
         "provider",
         "request_id",
-        "skips",
         "started",
         "status",
         "stream",
@@ -48,7 +48,7 @@ class Trace:
         self.model: str | None = None
         self.stream = False
         self.provider: str | None = None
-        self.skips: list[Skip] = []
+        self.attempts: list[Attempt] = []  # the providers that did not serve it, and why
         self.probe = False  # this request was the one sent to a recovering provider
         self.status = 0
         self.outcome = ""
@@ -106,8 +106,8 @@ class RequestLog:
             "outcome": trace.outcome,
             "latency_ms": round((ended - trace.started) * 1000, 2),
         }
-        if trace.skips:
-            line["skipped"] = [_skipped(s) for s in trace.skips]
+        if trace.attempts:
+            line["skipped"] = [_skipped(a) for a in trace.attempts]
         if trace.probe:
             line["probe"] = True
         if trace.first_chunk_s is not None:
@@ -120,10 +120,10 @@ class RequestLog:
         return line
 
 
-def _skipped(skip: Skip) -> dict[str, Any]:
+def _skipped(attempt: Attempt) -> dict[str, Any]:
     return {
-        "provider": skip.provider.name,
-        "reason": "probing" if skip.probing else skip.kind,
-        "status": skip.status,
-        "cooldown_s": round(skip.remaining_s, 1) if skip.remaining_s else None,
+        "provider": attempt.provider.name,
+        "reason": attempt.label,
+        "status": attempt.status,
+        "cooldown_s": round(attempt.remaining_s, 1) if attempt.remaining_s else None,
     }

@@ -11,18 +11,16 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-Flavor = Literal["openai", "groq", "gemini", "deepseek", "ollama"]
+from gateway.errors import ConfigError
+from gateway.providers import FLAVORS
+
 DEFAULT_CONFIG = "providers.yaml"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")  # ${NAME} or ${NAME:-default}
-
-
-class ConfigError(Exception):
-    """The configuration file is missing, unreadable or invalid; the message says where."""
 
 
 class _Strict(BaseModel):
@@ -31,12 +29,20 @@ class _Strict(BaseModel):
 
 class ProviderConfig(_Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    flavor: Flavor
+    flavor: str  # a name in the registry, gateway.providers.FLAVORS
     base_url: str
     api_key_env: str | None = None
     models: dict[str, str] = Field(min_length=1)
     # Never benched, and tried after every other provider: the one that must always get a chance.
     last_resort: bool = False
+
+    @field_validator("flavor")
+    @classmethod
+    def _known_flavor(cls, value: str) -> str:
+        if value not in FLAVORS:
+            *others, last = (repr(name) for name in sorted(FLAVORS))
+            raise ValueError(f"Input should be {', '.join(others)} or {last}")
+        return value
 
     @field_validator("base_url")
     @classmethod
@@ -48,8 +54,8 @@ class ProviderConfig(_Strict):
 
     @model_validator(mode="after")
     def _key_env_required(self) -> ProviderConfig:
-        # Ollama ignores keys; every other flavor needs one, so forgetting it is a config error.
-        if self.api_key_env is None and self.flavor != "ollama":
+        # A flavor that takes a key (all but Ollama) cannot serve without one: forgetting it is a config error.
+        if self.api_key_env is None and FLAVORS[self.flavor].requires_key:
             raise ValueError(f"api_key_env is required for flavor {self.flavor!r}")
         return self
 

@@ -21,9 +21,9 @@ import pytest
 import uvicorn
 import yaml
 
-from gateway.app import Gateway
 from gateway.request_log import RequestLog
 from gateway.settings import Config
+from gateway.web.app import Gateway
 from tests.fakes import FakeUpstream
 
 FLAVORS = ("openai", "groq", "gemini", "deepseek", "ollama")
@@ -38,6 +38,28 @@ CHAT_MODELS = {
 KEYS = {f: f"sk-canary-{f}-0123456789abcdef" for f in FLAVORS if f != "ollama"}
 KEY_ENV = {f: f"TEST_{f.upper()}_KEY" for f in KEYS}
 ROOT = Path(__file__).resolve().parent.parent
+MESSAGES = [{"role": "user", "content": "hi"}]
+ADMIN = "admin-key-for-tests-0123456789"
+AUTH = {"authorization": f"Bearer {ADMIN}"}
+
+
+def redis_key(*parts: str) -> str:
+    """A key as the gateway names it in Redis: every one under the hash tag {gateway}, one Cluster slot."""
+    return ":".join(("{gateway}", *parts))
+
+
+def served_by(client: openai.OpenAI) -> str:
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
+    return raw.headers["x-gateway-provider"]
+
+
+def bench_in_redis(client: Any, name: str, seconds: int = 600, reason: str = "quota_exhausted") -> None:
+    """Write a cooldown the way another replica does."""
+    now = time.time()
+    value = json.dumps({"reason": reason, "detail": "set elsewhere", "since": now, "until": now + seconds})
+    client.set(redis_key("cooldown", name), value, ex=seconds)
+    client.sadd(redis_key("cooldown-keys"), name)
+    client.incr(redis_key("cooldown-version"))
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:

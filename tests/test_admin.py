@@ -9,12 +9,8 @@ import sys
 import httpx
 import pytest
 
-from tests.conftest import ROOT, config_dict, wait_for
+from tests.conftest import ADMIN, AUTH, ROOT, config_dict, served_by, wait_for
 from tests.fakes import error
-from tests.test_redis_store import served_by
-
-ADMIN = "admin-key-for-tests-0123456789"
-AUTH = {"authorization": f"Bearer {ADMIN}"}
 
 
 @pytest.fixture

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.errors import FailureClass, classify, parse_error
-from gateway.providers import DIALECTS
+from gateway.classify import classify, parse_error
+from gateway.errors import FailureClass
+from gateway.providers import FLAVORS
 from tests.payloads import ERROR_CASES
 
 
 @pytest.mark.parametrize("case", ERROR_CASES, ids=[c.id for c in ERROR_CASES])
 def test_payload_classifies(case):
-    failure = classify(DIALECTS[case.flavor], parse_error(case.status, case.headers, case.body))
+    failure = classify(FLAVORS[case.flavor], parse_error(case.status, case.headers, case.body))
     assert failure.kind == FailureClass(case.expect)
     assert failure.bench is case.bench
     if case.retry_after_s is None:
@@ -22,7 +23,7 @@ def test_payload_classifies(case):
 
 def test_every_flavor_and_class_has_payloads():
     seen = {(c.flavor, c.expect) for c in ERROR_CASES}
-    for flavor in DIALECTS:
+    for flavor in FLAVORS:
         for kind in ("model_not_found", "transient", "caller_fault", "rate_limited"):
             assert (flavor, kind) in seen, f"no {kind} payload for {flavor}"
         if flavor != "ollama":  # Ollama has neither keys nor credits
@@ -32,7 +33,7 @@ def test_every_flavor_and_class_has_payloads():
 
 def test_details_never_carry_keys():
     for case in ERROR_CASES:
-        failure = classify(DIALECTS[case.flavor], parse_error(case.status, case.headers, case.body))
+        failure = classify(FLAVORS[case.flavor], parse_error(case.status, case.headers, case.body))
         assert "sk-" not in failure.detail and "gsk_" not in failure.detail and len(failure.detail) <= 200
 
 
@@ -42,5 +43,5 @@ def test_odd_gemini_details_do_not_crash_the_classifier():
         b'{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":["oops", 3, {"quotaId":"PerDay"}]},'
         b'{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":7}]}}'
     )
-    failure = classify(DIALECTS["gemini"], parse_error(429, {}, body))
+    failure = classify(FLAVORS["gemini"], parse_error(429, {}, body))
     assert failure.kind == FailureClass.QUOTA

@@ -12,10 +12,9 @@ import yaml
 
 from gateway.client_keys import digest
 from gateway.settings import ConfigError, load_config
-from tests.conftest import ROOT, config_dict, wait_for
+from tests.conftest import MESSAGES, ROOT, config_dict, wait_for
 
 GOOD = "sk-gw-good-key-0123456789"
-MESSAGES = [{"role": "user", "content": "hi"}]
 
 
 @pytest.fixture

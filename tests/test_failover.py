@@ -8,10 +8,8 @@ import openai
 import pytest
 
 from tests import payloads
-from tests.conftest import KEYS, config_dict, post_and_leave
+from tests.conftest import KEYS, MESSAGES, config_dict, post_and_leave
 from tests.fakes import Reply, error
-
-MESSAGES = [{"role": "user", "content": "hi"}]
 
 
 def ask(client: openai.OpenAI, **extra):

@@ -6,9 +6,8 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.client_keys import digest
-from tests.conftest import config_dict
+from tests.conftest import MESSAGES, config_dict, served_by
 from tests.fakes import error
-from tests.test_redis_store import MESSAGES, served_by
 
 
 def scrape(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -9,9 +9,8 @@ import time
 import pytest
 import redis
 
-from tests.conftest import config_dict, wait_for
+from tests.conftest import config_dict, redis_key, served_by, wait_for
 from tests.fakes import Reply, error
-from tests.test_redis_store import served_by
 
 SHORT_QUOTA = {"cooldowns": {"quota_s": 1}}
 
@@ -109,11 +108,11 @@ def test_a_probe_that_also_spends_the_budget_ends_paced_everywhere(fakes, start_
     client = redis.Redis.from_url(redis_server.url)
 
     def shared_reason() -> str | None:
-        raw = client.get("gateway:cooldown:openai")
+        raw = client.get(redis_key("cooldown", "openai"))
         return json.loads(raw)["reason"] if raw else None
 
     wait_for(lambda: shared_reason() == "rate_limited", what="the pacing bench to replace the quota entry in redis")
-    value = json.loads(client.get("gateway:cooldown:openai"))
+    value = json.loads(client.get(redis_key("cooldown", "openai")))
     assert value["probe_until"] == 0.0  # a pacing bench just ends
     entry = gateway.provider("openai")
     assert (entry["state"], entry["reason"]) == ("cooldown", "rate_limited")

@@ -9,19 +9,15 @@ import signal
 import time
 
 import redis
-from openai import OpenAI
 
-from gateway.cooldown import Cooldown, RedisStore
-from gateway.router import RECOVERY_WINDOW_S
-from tests.conftest import KEYS, config_dict, free_port, wait_for
+from gateway.routing.policy import RECOVERY_WINDOW_S
+from gateway.store import Cooldown
+from gateway.store.cooldowns import RedisCooldowns
+from tests.conftest import KEYS, bench_in_redis, config_dict, free_port, redis_key, served_by, wait_for
 from tests.fakes import error
 
-MESSAGES = [{"role": "user", "content": "hi"}]
-
-
-def served_by(client: OpenAI) -> str:
-    raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
-    return raw.headers["x-gateway-provider"]
+OPENAI_KEY = redis_key("cooldown", "openai")
+INDEX = redis_key("cooldown-keys")
 
 
 def test_a_cooldown_set_by_one_replica_is_honoured_by_another(fakes, spawn_gateway, redis_server):
@@ -43,14 +39,14 @@ def test_redis_holds_reason_and_ttl_and_no_secrets(fakes, start_gateway, redis_s
     fakes["openai"].script(error("openai-429-insufficient-quota"))
     assert served_by(gateway.client()) == "groq"
     client = redis.Redis.from_url(redis_server.url)
-    wait_for(lambda: client.exists("gateway:cooldown:openai"), timeout=5, what="the cooldown in redis")
-    value = json.loads(client.get("gateway:cooldown:openai"))
+    wait_for(lambda: client.exists(OPENAI_KEY), timeout=5, what="the cooldown in redis")
+    value = json.loads(client.get(OPENAI_KEY))
     assert value["reason"] == "quota_exhausted"
     assert value["until"] - value["since"] == 3600
     assert "exceeded your current quota" in value["detail"]
     # The key outlives the cooldown by the recovery window: after it, one probe must succeed first.
     assert value["probe_until"] - value["until"] == RECOVERY_WINDOW_S
-    assert 3500 + RECOVERY_WINDOW_S < client.ttl("gateway:cooldown:openai") <= 3600 + RECOVERY_WINDOW_S
+    assert 3500 + RECOVERY_WINDOW_S < client.ttl(OPENAI_KEY) <= 3600 + RECOVERY_WINDOW_S
     dump = b"".join(client.dump(k) or b"" for k in client.keys("*"))
     assert not any(key.encode() in dump for key in KEYS.values())
 
@@ -71,7 +67,7 @@ def test_killing_redis_mid_test_keeps_serving_and_resyncs(fakes, start_gateway, 
 
     redis_server.start()  # an empty redis on the same port: the replica gives back what it knows
     client = redis.Redis.from_url(redis_server.url)
-    wait_for(lambda: client.exists("gateway:cooldown:openai"), timeout=15, what="the cooldown to be pushed back")
+    wait_for(lambda: client.exists(OPENAI_KEY), timeout=15, what="the cooldown to be pushed back")
     assert gateway.health()["store"]["state"] == "ok"
     assert served_by(gateway.client()) == "groq"
 
@@ -100,16 +96,7 @@ def test_a_hung_redis_does_not_stall_requests(fakes, start_gateway, redis_server
     finally:
         os.kill(redis_server.proc.pid, signal.SIGCONT)
     check = redis.Redis.from_url(redis_server.url)
-    wait_for(lambda: check.exists("gateway:cooldown:openai"), timeout=15, what="the cooldown to reach redis")
-
-
-def bench_in_redis(client: redis.Redis, name: str, seconds: int = 600, reason: str = "quota_exhausted") -> None:
-    """Write a cooldown the way another replica does."""
-    now = time.time()
-    value = json.dumps({"reason": reason, "detail": "set elsewhere", "since": now, "until": now + seconds})
-    client.set(f"gateway:cooldown:{name}", value, ex=seconds)
-    client.sadd("gateway:cooldown-keys", name)
-    client.incr("gateway:cooldown-version")
+    wait_for(lambda: check.exists(OPENAI_KEY), timeout=15, what="the cooldown to reach redis")
 
 
 def test_a_write_that_failed_once_is_retried_and_does_not_blind_the_replica(fakes, start_gateway, redis_server):
@@ -119,7 +106,7 @@ def test_a_write_that_failed_once_is_retried_and_does_not_blind_the_replica(fake
     client.execute_command("CLIENT", "PAUSE", "400", "WRITE")  # the next write times out
     fakes["openai"].script(error("openai-429-insufficient-quota"))
     assert served_by(gateway.client()) == "groq"
-    wait_for(lambda: client.exists("gateway:cooldown:openai"), timeout=10, what="the failed write to be retried")
+    wait_for(lambda: client.exists(OPENAI_KEY), timeout=10, what="the failed write to be retried")
     bench_in_redis(client, "groq")  # another replica benches groq: this one must still learn it
     wait_for(lambda: gateway.provider("groq")["state"] == "cooldown", timeout=5, what="groq's bench to be seen")
     assert served_by(gateway.client()) == "gemini"
@@ -128,11 +115,11 @@ def test_a_write_that_failed_once_is_retried_and_does_not_blind_the_replica(fake
 def test_an_unreadable_value_in_redis_does_not_stop_syncing(fakes, start_gateway, redis_server):
     gateway = start_gateway(config_dict(fakes), redis_server.url)
     client = redis.Redis.from_url(redis_server.url)
-    client.set("gateway:cooldown:bogus", b"{not json", ex=600)
-    client.sadd("gateway:cooldown-keys", "bogus")
-    client.set("gateway:cooldown:deepseek", b'{"detail": "no reason"}', ex=600)
-    client.sadd("gateway:cooldown-keys", "deepseek")
-    client.incr("gateway:cooldown-version")
+    client.set(redis_key("cooldown", "bogus"), b"{not json", ex=600)
+    client.sadd(INDEX, "bogus")
+    client.set(redis_key("cooldown", "deepseek"), b'{"detail": "no reason"}', ex=600)
+    client.sadd(INDEX, "deepseek")
+    client.incr(redis_key("cooldown-version"))
     bench_in_redis(client, "openai")
     wait_for(lambda: gateway.provider("openai")["state"] == "cooldown", timeout=5, what="the valid bench")
     assert gateway.provider("deepseek")["state"] == "available"
@@ -146,11 +133,11 @@ def test_a_bench_is_never_shortened_in_redis(fakes, start_gateway, redis_server)
     client = redis.Redis.from_url(redis_server.url)
     wait_for(lambda: gateway.health()["store"]["state"] == "ok", timeout=5, what="redis to be seen")
     # Another replica's long bench, not yet announced: this replica still sends openai traffic.
-    client.set("gateway:cooldown:openai", b'{"reason": "quota_exhausted", "detail": "", "since": 0}', ex=3000)
+    client.set(OPENAI_KEY, b'{"reason": "quota_exhausted", "detail": "", "since": 0}', ex=3000)
     fakes["openai"].script(error("openai-429-rpm-retry-after"))  # a 7 s rate limit
     assert served_by(gateway.client()) == "groq"
     wait_for(lambda: not gateway.health()["store"].get("unsynced"), timeout=5, what="the write to be answered")
-    assert client.ttl("gateway:cooldown:openai") > 2900
+    assert client.ttl(OPENAI_KEY) > 2900
 
 
 def test_a_later_bench_wins_in_redis_even_with_a_shorter_ttl(redis_server):
@@ -158,10 +145,10 @@ def test_a_later_bench_wins_in_redis_even_with_a_shorter_ttl(redis_server):
     client = redis.Redis.from_url(redis_server.url)
     now = time.time()
     value = {"reason": "transient", "detail": "", "since": now, "until": now + 30, "probe_until": now + 30 + 86400}
-    client.set("gateway:cooldown:openai", json.dumps(value), ex=86430)
+    client.set(OPENAI_KEY, json.dumps(value), ex=86430)
 
     async def bench_for_auth() -> None:
-        store = RedisStore(redis_server.url, timeout_s=2.0)
+        store = RedisCooldowns(redis_server.url, timeout_s=2.0)
         await store.start()
         try:
             store.set("openai", Cooldown("auth", "key rejected", now, now + 3600))
@@ -170,5 +157,5 @@ def test_a_later_bench_wins_in_redis_even_with_a_shorter_ttl(redis_server):
             await store.close()
 
     asyncio.run(bench_for_auth())
-    assert json.loads(client.get("gateway:cooldown:openai"))["reason"] == "auth"
-    assert 3500 < client.ttl("gateway:cooldown:openai") <= 3600
+    assert json.loads(client.get(OPENAI_KEY))["reason"] == "auth"
+    assert 3500 < client.ttl(OPENAI_KEY) <= 3600

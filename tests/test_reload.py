@@ -7,10 +7,8 @@ import signal
 import httpx
 import yaml
 
-from tests.conftest import config_dict, wait_for
+from tests.conftest import ADMIN, AUTH, config_dict, served_by, wait_for
 from tests.fakes import error
-from tests.test_admin import ADMIN, AUTH
-from tests.test_redis_store import served_by
 
 
 def test_admin_reload_takes_a_new_order_and_refuses_a_broken_file(fakes, start_gateway, tmp_path):

@@ -6,9 +6,8 @@ import httpx
 import pytest
 
 from tests import payloads
-from tests.conftest import CHAT_MODELS, post_and_leave, wait_for
+from tests.conftest import CHAT_MODELS, MESSAGES, post_and_leave, wait_for
 from tests.fakes import Reply, error
-from tests.test_redis_store import MESSAGES
 
 CHAT = {"model": "gpt-4o-mini", "messages": MESSAGES}
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.cooldown import LocalStore
 from gateway.errors import Failure, FailureClass
-from gateway.router import Router
+from gateway.routing.router import Router
 from gateway.settings import Config
+from gateway.store import MemoryStore
+from gateway.transport import Transports
 from tests.conftest import config_dict
 
 QUOTA = Failure(FailureClass.QUOTA, "HTTP 429: quota", status=429)
@@ -18,11 +19,11 @@ BROKEN = Failure(FailureClass.TRANSIENT, "HTTP 502", status=502)
 @pytest.fixture
 def router(fakes, provider_keys) -> Router:
     config = Config.model_validate(config_dict(fakes, cooldowns={"transient_failures": 2, "transient_s": 30}))
-    return Router(config, LocalStore(), upstream=None)
+    return Router(config, MemoryStore(), Transports(config.timeouts))  # never started: no request is sent
 
 
 def remaining(router: Router) -> float:
-    return router.health()[0]["cooldown_remaining_s"]  # openai, the first provider
+    return router.statuses()[0].remaining_s  # openai, the first provider
 
 
 def test_a_late_rate_limit_never_shortens_a_quota_bench(router):
@@ -44,7 +45,7 @@ def test_a_longer_bench_replaces_a_shorter_one(router):
 def test_in_flight_failures_after_the_breaker_opens_do_not_escalate_it(router):
     openai = router.providers[0]
     router.record_failure(openai, "gpt-4o-mini", BROKEN)
-    assert router.health()[0]["state"] == "available"
+    assert router.statuses()[0].state == "available"
     router.record_failure(openai, "gpt-4o-mini", BROKEN)
     assert 25 < remaining(router) <= 30
     for _ in range(10):  # a burst of stragglers from concurrent requests

@@ -13,9 +13,8 @@ import json
 import httpx
 import redis
 
-from tests.conftest import KEY_ENV, KEYS, config_dict, wait_for
+from tests.conftest import ADMIN, AUTH, KEY_ENV, KEYS, config_dict, wait_for
 from tests.fakes import Reply
-from tests.test_admin import ADMIN, AUTH
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 

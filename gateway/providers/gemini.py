@@ -6,9 +6,11 @@ Quota and rate limit share 429 RESOURCE_EXHAUSTED; only `QuotaFailure` (which qu
 
 from __future__ import annotations
 
+import re
+
 from gateway import retry_after
-from gateway.errors import UpstreamError
-from gateway.providers.dialect import Dialect
+from gateway.classify import UpstreamError
+from gateway.providers.base import Flavor
 
 _RPC = "type.googleapis.com/google.rpc."
 
@@ -22,8 +24,11 @@ def _violations(err: UpstreamError) -> list[dict]:
     return [v for v in violations if isinstance(v, dict)] if isinstance(violations, list) else []
 
 
-class Gemini(Dialect):
-    flavor = "gemini"
+class Gemini(Flavor):
+    name = "gemini"
+    # Google AI Studio: `AIza` then 35 URL-safe characters, 39 in all.
+    key_shape = re.compile(r"AIza[A-Za-z0-9_-]{35}")
+    key_hint = "AIza + 35 characters"
 
     def is_auth(self, err: UpstreamError) -> bool:
         if super().is_auth(err):
@@ -49,3 +54,6 @@ class Gemini(Dialect):
         delay = _detail(err, "RetryInfo").get("retryDelay")
         hint = retry_after.parse_go_duration(delay) if isinstance(delay, str) else None
         return hint if hint is not None else super().rate_limit_hint(err)
+
+
+FLAVOR = Gemini()

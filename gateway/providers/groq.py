@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
 from gateway import retry_after
-from gateway.errors import UpstreamError
-from gateway.providers.dialect import Dialect
+from gateway.classify import UpstreamError
+from gateway.providers.base import Capability, Flavor
 
 
-class Groq(Dialect):
-    flavor = "groq"
-    supports_embeddings = False  # Groq has no /embeddings endpoint
+class Groq(Flavor):
+    name = "groq"
+    capabilities = frozenset({Capability.CHAT})  # Groq has no /embeddings endpoint
+    key_shape = re.compile(r"gsk_[A-Za-z0-9]+")
+    key_hint = "gsk_..."
 
     def is_quota(self, err: UpstreamError) -> bool:
         # A restricted organisation serves nothing until support acts (a 400, not a caller fault).
@@ -29,3 +33,6 @@ class Groq(Dialect):
     def is_transient(self, err: UpstreamError) -> bool:
         # 498: flex tier capacity exceeded, passes like a 503.
         return super().is_transient(err) or err.status == 498
+
+
+FLAVOR = Groq()

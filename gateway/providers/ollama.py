@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from gateway.errors import UpstreamError
-from gateway.providers.dialect import Dialect
+from gateway.classify import UpstreamError
+from gateway.providers.base import Flavor
 
 
-class Ollama(Dialect):
-    flavor = "ollama"
+class Ollama(Flavor):
+    name = "ollama"
     requires_key = False  # any bearer token is accepted and ignored
+    key_shape = None
+    key_hint = ""
 
     def is_rate_limit(self, err: UpstreamError) -> bool:
         # "server busy, please try again.  maximum pending requests exceeded"
         return super().is_rate_limit(err) or (err.status == 503 and err.message.startswith("server busy"))
+
+
+FLAVOR = Ollama()

@@ -1,7 +1,10 @@
-"""OpenAI: the reference dialect; every fact lives in the shared base."""
+"""OpenAI: the reference flavor; every fact lives in the shared base."""
 
-from gateway.providers.dialect import Dialect
+from gateway.providers.base import Flavor
 
 
-class OpenAI(Dialect):
-    flavor = "openai"
+class OpenAI(Flavor):
+    name = "openai"
+
+
+FLAVOR = OpenAI()

@@ -11,6 +11,7 @@ pool and the metrics live across reloads.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -26,16 +27,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
-from gateway.admin import add_admin_routes
 from gateway.client_keys import ClientKeys
-from gateway.cooldown import make_store
-from gateway.edge import Edge, respond
+from gateway.endpoints import ENDPOINTS
+from gateway.errors import ConfigError
 from gateway.metrics import CONTENT_TYPE, Metrics
 from gateway.request_log import RequestLog
-from gateway.router import Router
-from gateway.settings import Config, ConfigError, load_config
-from gateway.upstream import Upstream
-from gateway.wire import error_body
+from gateway.routing.router import Router
+from gateway.settings import Config, load_config
+from gateway.store import make_store
+from gateway.transport import Transports
+from gateway.web import messages
+from gateway.web.admin import add_admin_routes
+from gateway.web.edge import Edge, respond
+from gateway.web.wire import error_body
 
 log = logging.getLogger("gateway")
 _CREATED = int(time.time())
@@ -61,8 +65,8 @@ class Gateway:
     ) -> None:
         self.config_path = config_path
         self.store = make_store(redis_url)
-        self.upstream = Upstream(config.timeouts)
-        self.metrics = Metrics(lambda: self.router.health())
+        self.transports = Transports(config.timeouts)
+        self.metrics = Metrics(lambda: self.router.statuses())
         self.request_log = request_log if request_log is not None else RequestLog()
         self._apply(config)
         self.api = self._build_api()
@@ -70,19 +74,17 @@ class Gateway:
             add_admin_routes(self.api, self, admin_key)
 
     def _apply(self, config: Config, previous: Router | None = None) -> None:
-        router = Router(config, self.store, self.upstream, self.metrics)
+        router = Router(config, self.store, self.transports, self.metrics)
         if previous is not None:
             router.adopt(previous)
         edge = self._edge = Edge(router, config.limits.max_body_bytes, self.request_log)
-        self.upstream.timeouts = config.timeouts
+        self.transports.retime(config.timeouts)
         self._keys = ClientKeys(config.client_keys) if config.client_keys is not None else None
         self.config, self.router = config, router
-        self._hot = {
-            "/v1/chat/completions": edge.chat,
-            "/chat/completions": edge.chat,
-            "/v1/embeddings": edge.embeddings,
-            "/embeddings": edge.embeddings,
-        }
+        self._hot = {}
+        for endpoint in ENDPOINTS:  # with and without /v1, as clients configure their base URL either way
+            handler = functools.partial(edge.handle, endpoint)
+            self._hot[endpoint.path] = self._hot["/v1" + endpoint.path] = handler
 
     def reload(self) -> Config:
         """Re-read the config file and serve it; on a bad file raise ConfigError and keep the running one."""
@@ -107,7 +109,7 @@ class Gateway:
             and not scope["path"].startswith("/admin/")  # the admin key guards those
         ):
             authorization = next((v for k, v in scope["headers"] if k == b"authorization"), None)
-            if not self._keys.allows(authorization):
+            if self._keys.identify(authorization) is None:
                 return await self._edge.unauthorized(scope, send)
         if scope["type"] == "http" and (handler := self._hot.get(scope["path"])) is not None:
             if scope["method"] == "POST":
@@ -118,7 +120,7 @@ class Gateway:
 
     @asynccontextmanager
     async def _lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
-        await self.upstream.start()
+        await self.transports.start()
         await self.store.start()
         # Signals reach only the main thread; a gateway embedded in a test thread reloads by admin call.
         on_signal = self.config_path is not None and threading.current_thread() is threading.main_thread()
@@ -130,13 +132,14 @@ class Gateway:
             if on_signal:
                 asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             await self.store.close()
-            await self.upstream.close()
+            await self.transports.close()
 
     def health(self) -> tuple[int, dict[str, Any]]:
-        providers = self.router.health()
-        # A recovering provider serves: the next request to reach it is its probe.
-        serving = [p["name"] for p in providers if p["state"] in ("available", "recovering")]
-        status = "ok" if len(serving) == len(providers) else "degraded" if serving else "unavailable"
+        now = time.time()
+        statuses = self.router.statuses(now)
+        serving = [s.name for s in statuses if s.serving]
+        status = "ok" if len(serving) == len(statuses) else "degraded" if serving else "unavailable"
+        providers = [s.as_dict(now) for s in statuses]
         # 200 while the gateway can serve at all, so orchestrators do not restart a useful replica.
         code = 200 if serving else 503
         return code, {"status": status, "serving": serving, "providers": providers, "store": self.store.status()}
@@ -161,7 +164,7 @@ class Gateway:
         @api.get("/v1/models/{model:path}")
         async def model(model: str) -> Response:
             if model not in self.router.models():
-                message = f"The model '{model}' does not exist or no configured provider serves it."
+                message = messages.unknown_model(model)
                 return _json(404, error_body(404, message, param="model", code="model_not_found"))
             return _json(200, orjson.dumps(_model(model)))
 

@@ -18,12 +18,12 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from gateway.cooldown import Cooldown
-from gateway.settings import ConfigError
-from gateway.wire import error_body
+from gateway.errors import ConfigError
+from gateway.store import Cooldown
+from gateway.web.wire import error_body
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.web.app import Gateway
 
 
 def _json(status: int, body: bytes) -> Response:

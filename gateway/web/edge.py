@@ -1,4 +1,4 @@
-"""The hot path as plain ASGI: /v1/chat/completions and /v1/embeddings.
+"""The hot path as plain ASGI: every endpoint of the endpoint table (/v1/chat/completions, /v1/embeddings).
 
 Kept off FastAPI's request and response machinery on purpose: the body is read once against the
 size limit, parsed once (orjson), checked, and the upstream bytes are relayed as they came.
@@ -20,17 +20,20 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from gateway.errors import CallerFault, ProviderFailed
+from gateway import endpoints
+from gateway.endpoints import Endpoint
+from gateway.errors import BadRequest, CallerFault, ClientGone, NoProviderAvailable, ProviderFailed, UnknownModel
 from gateway.request_log import RequestLog, Trace
-from gateway.router import Endpoint, NoProviderAvailable, Router, UnknownModel
-from gateway.wire import EdgeError, check_chat, check_embeddings, error_body, parse_json, relayable_error
+from gateway.routing.router import Router
+from gateway.web import messages
+from gateway.web.wire import bad_request_body, error_body, parse_json, relayable_error
 
 log = logging.getLogger("gateway.edge")
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
-_JSON = (b"content-type", b"application/json")
+_JSON = b"application/json"
 _UNAUTHORIZED = error_body(
     401,
     "Missing or invalid gateway key: send 'Authorization: Bearer <key>' with a key listed in client_keys.",
@@ -48,12 +51,10 @@ _SSE_HEADERS = [
 ]
 
 
-class ClientGone(Exception):
-    """The client disconnected: nothing to answer, nothing to blame on a provider."""
-
-
-async def respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    head = [_JSON, (b"content-length", str(len(body)).encode())]
+async def respond(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None, content_type: bytes = _JSON
+) -> None:
+    head = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
     if headers:
         head += headers
     await send({"type": "http.response.start", "status": status, "headers": head})
@@ -79,9 +80,9 @@ class Edge:
         self.request_log = request_log
         self.metrics = router.metrics
 
-    def _too_large(self) -> EdgeError:
+    def _too_large(self) -> BadRequest:
         limit = self.max_body_bytes
-        return EdgeError(413, f"Request body too large: the limit is {limit} bytes.", code="request_too_large")
+        return BadRequest(413, f"Request body too large: the limit is {limit} bytes.", code="request_too_large")
 
     async def _read_body(self, scope: dict[str, Any], receive: Receive) -> bytes:
         limit = self.max_body_bytes
@@ -102,14 +103,8 @@ class Edge:
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    async def chat(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
-        await self._handle(scope, receive, send, Endpoint.CHAT)
-
-    async def embeddings(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
-        await self._handle(scope, receive, send, Endpoint.EMBEDDINGS)
-
-    async def _handle(self, scope: dict[str, Any], receive: Receive, send: Send, endpoint: Endpoint) -> None:
-        trace = Trace(_request_id(scope), endpoint.value)
+    async def handle(self, endpoint: Endpoint, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        trace = Trace(_request_id(scope), endpoint.path)
         try:
             await self._serve(scope, receive, send, endpoint, trace)
         finally:
@@ -117,9 +112,7 @@ class Edge:
 
     async def unauthorized(self, scope: dict[str, Any], send: Send) -> None:
         """A request without a valid gateway key: a 401, logged and counted, and no provider reached."""
-        path = scope["path"]
-        endpoint = next((e.value for e in Endpoint if path.endswith(e.value)), "other")  # a bounded label
-        trace = Trace(_request_id(scope), endpoint)
+        trace = Trace(_request_id(scope), endpoints.label(scope["path"]))
         trace.status, trace.outcome = 401, "unauthorized"
         try:
             await respond(
@@ -133,18 +126,15 @@ class Edge:
     ) -> None:
         try:
             body = parse_json(await self._read_body(scope, receive))
-            if endpoint is Endpoint.CHAT:
-                check_chat(body)
-            else:
-                check_embeddings(body)
+            endpoint.check(body)
         except Exception as exc:
             return await self._fail(send, exc, trace)
         trace.model = body["model"]
         watch = _ClientWatch(receive)
         try:
-            if endpoint is Endpoint.CHAT and body.get("stream") is True:
+            if endpoint.streams(body):
                 trace.stream = True
-                await self._stream(body, send, watch, trace)
+                await self._stream(endpoint, body, send, watch, trace)
             else:
                 await self._complete(endpoint, body, send, watch, trace)
         except asyncio.CancelledError:
@@ -179,27 +169,28 @@ class Edge:
         trace.provider, trace.usage = provider.name, answer.usage
         trace.upstream_request_id = answer.headers.get("x-request-id")
         trace.status, trace.outcome = 200, "ok"
-        await respond(send, 200, answer.body, [_served_by(provider.name), (b"x-request-id", trace.request_id)])
+        headers = [_served_by(provider.name), (b"x-request-id", trace.request_id)]
+        await respond(send, 200, answer.body, headers, answer.content_type)
 
     async def _fail(self, send: Send, exc: Exception, trace: Trace) -> None:
         """Answer a request that failed before anything was sent, in OpenAI's error shape."""
         match exc:
-            case EdgeError():
-                status, outcome, body, headers = exc.status, "bad_request", exc.body(), None
+            case BadRequest():
+                status, outcome, body, headers = exc.status, "bad_request", bad_request_body(exc), None
             case UnknownModel():
-                message = f"The model '{exc.model}' does not exist or no configured provider serves it."
                 status, outcome = 404, "unknown_model"
-                body, headers = error_body(404, message, param="model", code="model_not_found"), None
+                body = error_body(404, messages.unknown_model(exc.model), param="model", code="model_not_found")
+                headers = None
             case NoProviderAvailable() if exc.request_too_large():
                 status, outcome = 413, "request_too_large"
-                body, headers = error_body(413, exc.message(), code="request_too_large"), None
+                body, headers = error_body(413, messages.no_provider(exc), code="request_too_large"), None
             case NoProviderAvailable():
                 wait = exc.retry_after_s()
                 # The official SDKs retry a 503 on their own; past a minute that only delays the user.
                 headers = [(b"retry-after", str(wait).encode())]
                 headers.append((b"x-should-retry", b"true" if wait <= 60 else b"false"))
                 status, outcome = 503, "no_provider"
-                body = error_body(503, exc.message(), code="no_provider_available")
+                body = error_body(503, messages.no_provider(exc), code="no_provider_available")
             case CallerFault():
                 status, outcome = exc.status, "caller_fault"
                 body, headers = relayable_error(exc.error, exc.body), None
@@ -213,10 +204,12 @@ class Edge:
         trace.status, trace.outcome = status, outcome
         await respond(send, status, body, [*(headers or ()), (b"x-request-id", trace.request_id)])
 
-    async def _stream(self, body: dict[str, Any], send: Send, watch: _ClientWatch, trace: Trace) -> None:
+    async def _stream(
+        self, endpoint: Endpoint, body: dict[str, Any], send: Send, watch: _ClientWatch, trace: Trace
+    ) -> None:
         model = body["model"]
         try:
-            provider, stream = await self.router.stream(body, trace)
+            provider, stream = await self.router.stream(endpoint, body, trace)
         except Exception as exc:
             watch.disarm()
             return await self._fail(send, exc, trace)
@@ -231,11 +224,8 @@ class Edge:
                 await send({"type": "http.response.body", "body": block, "more_body": True})
         except ProviderFailed as exc:
             trace.outcome = "stream_broken"
-            skip = self.router.record_failure(provider, model, exc.failure)
-            message = (
-                f"The stream from {provider.name} broke after it started ({skip.describe(model)}); "
-                "the answer is incomplete."
-            )
+            attempt = self.router.record_failure(provider, model, exc.failure)
+            message = messages.stream_broken(attempt, model)
             event = b"data: " + error_body(502, message, code="upstream_stream_error") + b"\n\n"
             await send({"type": "http.response.body", "body": event, "more_body": True})
         finally:

@@ -1,0 +1,113 @@
+"""The endpoint table: every proxied endpoint is one entry here.
+
+An entry says where the endpoint lives (the same path under the gateway's /v1 and under each
+provider's base_url), which capability a provider needs to be sent it, how a request is checked
+before any provider sees it, what a success carries, and where its token counts are. The edge, the
+router and the transports read only the entry, so a new endpoint is a new entry here plus the
+capability on the flavors that have it.
+
+Request checks are plain code over the parsed body (no pydantic on the hot path): enough that bad
+input never reaches a provider, no more.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.errors import BadRequest
+from gateway.providers import Capability
+
+
+class BodyKind(enum.Enum):
+    JSON = "json"  # one JSON object, read whole, relayed as it came
+    SSE = "sse"  # server-sent events, committed on the first data event
+    BYTES = "bytes"  # raw bytes (audio), committed on the first bytes
+
+
+Usage = dict[str, Any]
+
+
+def _usage(doc: dict[str, Any]) -> Usage | None:
+    """Token counts: OpenAI's `usage`, or (in Groq's streamed chunks) `x_groq.usage`."""
+    usage = doc.get("usage") or (doc.get("x_groq") or {}).get("usage")
+    return usage if isinstance(usage, dict) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    path: str  # under /v1 at the gateway and under a provider's base_url; the `endpoint` label of metrics
+    capability: Capability
+    check: Callable[[dict[str, Any]], None]  # raises BadRequest
+    answer: BodyKind
+    can_stream: bool = False  # `"stream": true` asks for SSE instead of `answer`
+    usage: Callable[[dict[str, Any]], Usage | None] = _usage
+
+    def streams(self, body: dict[str, Any]) -> bool:
+        return self.can_stream and body.get("stream") is True
+
+
+def _require_model(body: dict[str, Any]) -> None:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise BadRequest(
+            400,
+            "you must provide a model parameter",
+            param="model",
+            code="missing_required_parameter" if model is None else "invalid_type",
+        )
+
+
+def check_chat(body: dict[str, Any]) -> None:
+    _require_model(body)
+    messages = body.get("messages")
+    if messages is None:
+        raise BadRequest(
+            400, "Missing required parameter: 'messages'.", param="messages", code="missing_required_parameter"
+        )
+    if not isinstance(messages, list) or not messages:
+        raise BadRequest(400, "'messages' must be a non-empty array.", param="messages", code="invalid_type")
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise BadRequest(
+                400,
+                f"Invalid 'messages[{index}]': expected an object with a 'role'.",
+                param=f"messages[{index}]",
+                code="invalid_type",
+            )
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise BadRequest(400, "'stream' must be a boolean.", param="stream", code="invalid_type")
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise BadRequest(400, "'stream_options' must be an object.", param="stream_options", code="invalid_type")
+
+
+def check_embeddings(body: dict[str, Any]) -> None:
+    _require_model(body)
+    items = body.get("input")
+    if items is None:
+        raise BadRequest(400, "Missing required parameter: 'input'.", param="input", code="missing_required_parameter")
+    if isinstance(items, str):
+        return
+    if not isinstance(items, list) or not items:
+        raise BadRequest(400, "'input' must be a string or a non-empty array.", param="input", code="invalid_type")
+    first = items[0]
+    if isinstance(first, str) or isinstance(first, int) or isinstance(first, list):
+        if all(isinstance(item, type(first)) for item in items):
+            return
+    raise BadRequest(
+        400, "'input' must be a string, an array of strings, or token arrays.", param="input", code="invalid_type"
+    )
+
+
+CHAT = Endpoint("/chat/completions", Capability.CHAT, check_chat, BodyKind.JSON, can_stream=True)
+EMBEDDINGS = Endpoint("/embeddings", Capability.EMBEDDINGS, check_embeddings, BodyKind.JSON)
+ENDPOINTS = (CHAT, EMBEDDINGS)
+
+
+def label(path: str) -> str:
+    """The bounded `endpoint` label for a request path that was not routed (e.g. refused for its key)."""
+    return next((e.path for e in ENDPOINTS if path.endswith(e.path)), "other")

@@ -1,0 +1,123 @@
+"""What a flavor of provider is, and a configured provider ready to call.
+
+A `Flavor` holds everything the gateway knows about one kind of provider: what its errors mean
+(the facts `gateway.classify` asks for, in its order), what it can serve (capabilities are
+attributes: the router never sends a provider a request of a kind it lacks), what its keys look
+like, whether it needs one, how to read its balance for free, and which transport speaks to it.
+The base class holds the facts of OpenAI's API, which every OpenAI-compatible provider starts
+from; a flavor module overrides only what its provider does differently.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gateway import retry_after
+
+if TYPE_CHECKING:
+    from gateway.classify import UpstreamError
+    from gateway.settings import ProviderConfig
+    from gateway.transport import Transport
+
+
+class Capability(enum.StrEnum):
+    CHAT = "chat"
+    EMBEDDINGS = "embeddings"
+    SPEECH = "speech"
+    COMPLETIONS = "completions"
+
+
+# OpenAI's `type`/`code` values for "credits are gone" (older responses had code null).
+_QUOTA_CODES = frozenset(
+    {
+        "insufficient_quota",
+        "credit_balance_exhausted",
+        "organization_spend_limit_exceeded",
+        "project_spend_limit_exceeded",
+        "organization_usage_limit_exceeded",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """A provider's prepaid balance, read without spending a token (for `gateway doctor`)."""
+
+    available: bool | None  # can it pay for calls; None: the answer was unreadable
+    summary: str = "-"  # e.g. "CNY 110.00"
+    why: str = ""  # when unreadable: what went wrong, in our words
+    problem: str = ""  # when not available: what the operator must do
+
+
+class Flavor:
+    name = "openai"
+    capabilities = frozenset({Capability.CHAT, Capability.EMBEDDINGS})
+    requires_key = True
+    # What a real key looks like. A mismatch is only a warning: formats change, and a proxy in
+    # front of a provider may take keys of its own. None: no shape is known (or no key is taken).
+    key_shape: re.Pattern[str] | None = re.compile(r"sk-[A-Za-z0-9_-]+")  # incl. sk-proj-, sk-svcacct-
+    key_hint = "sk-..."
+
+    def transport_class(self) -> type[Transport]:
+        """The transport that speaks to this flavor (one instance is shared by every provider using it)."""
+        from gateway.transport.http import HttpTransport  # aiohttp is loaded only when a gateway runs
+
+        return HttpTransport
+
+    async def balance(self, provider: Provider, transport: Transport) -> Balance | None:
+        """The prepaid balance, where the provider tells it for free; None where it does not."""
+        return None
+
+    # -- what its errors mean ------------------------------------------------------------------
+
+    def is_auth(self, err: UpstreamError) -> bool:
+        return err.status in (401, 403) or err.code == "invalid_api_key"
+
+    def is_quota(self, err: UpstreamError) -> bool:
+        # 402 Payment Required means an empty balance wherever it appears (DeepSeek, Gemini prepaid).
+        return err.status == 402 or err.type in _QUOTA_CODES or err.code in _QUOTA_CODES
+
+    def quota_hint(self, err: UpstreamError) -> float | None:
+        # Credits come back when someone pays, not after a hinted delay: use the configured cooldown.
+        return None
+
+    def is_rate_limit(self, err: UpstreamError) -> bool:
+        return err.status == 429
+
+    def rate_limit_hint(self, err: UpstreamError) -> float | None:
+        hint = retry_after.from_headers(err.headers)
+        return hint if hint is not None else retry_after.from_message(err.message)
+
+    def is_request_too_large(self, err: UpstreamError) -> bool:
+        # "Request too large ... on tokens per min (TPM)": this one request exceeds the per-minute
+        # budget, so it fails over, but the provider still serves smaller requests.
+        return err.message.startswith("Request too large")
+
+    def is_model_not_found(self, err: UpstreamError) -> bool:
+        return err.status == 404 or err.code == "model_not_found"
+
+    def is_transient(self, err: UpstreamError) -> bool:
+        return err.status >= 500 or err.status in (408, 409)
+
+
+class Provider:
+    """A configured provider, ready to call through its flavor's transport."""
+
+    __slots__ = ("config", "flavor", "headers", "key", "name", "transport")
+
+    def __init__(self, config: ProviderConfig, flavor: Flavor, key: str | None, transport: Transport) -> None:
+        self.config = config
+        self.flavor = flavor
+        self.key = key  # None: the key variable is unset, the provider is misconfigured
+        self.name = config.name
+        self.transport = transport
+        # Built once, for transports that speak HTTP: the provider's own key, never the client's token.
+        self.headers = {"content-type": "application/json", "accept-encoding": "identity"}
+        if key:
+            self.headers["authorization"] = f"Bearer {key}"
+
+    def supports(self, capability: Capability) -> bool:
+        return capability in self.flavor.capabilities

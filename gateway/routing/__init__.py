@@ -1,0 +1,1 @@
+"""Routing: the failover loop (`router`) and the decisions it applies (`policy`)."""

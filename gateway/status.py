@@ -1,0 +1,101 @@
+"""A provider's state, computed in one place: the read-model behind /health, /metrics, the doctor and the CLI.
+
+available      it serves
+recovering     its cooldown ran out; the next request to reach it is the probe (it serves)
+cooldown       benched until `until`, for `reason`
+misconfigured  no key set, or its key was rejected (an auth bench): an operator must act
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from gateway.errors import AttemptKind, FailureClass
+
+if TYPE_CHECKING:
+    from gateway.providers import Provider
+    from gateway.store import Cooldown
+
+
+class State(enum.StrEnum):
+    AVAILABLE = "available"
+    RECOVERING = "recovering"
+    COOLDOWN = "cooldown"
+    MISCONFIGURED = "misconfigured"
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderStatus:
+    provider: Provider
+    state: State
+    reason: str | None  # the bench's reason, `missing_key`, or None when available
+    remaining_s: float | None  # seconds of bench left; 0 when recovering; None when not benched
+    until: float | None  # when the bench ends, while benched
+    detail: str | None
+    cooldown: Cooldown | None  # the provider's own bench or recovery, whatever its state says
+    recovering: bool  # its cooldown is over and waits for a probe (also when a missing key outranks it)
+    models: dict[str, Cooldown | None]  # per mapped model, its own bench if any
+
+    @classmethod
+    def of(cls, provider: Provider, active: Mapping[str, Cooldown], now: float) -> ProviderStatus:
+        """The status from a view of the active cooldowns (a store's `active(now)`)."""
+        cooldown = active.get(provider.name)
+        models = {model: active.get(f"{provider.name}/{model}") for model in provider.config.models}
+        until = None
+        if provider.key is None:
+            state, reason, remaining = State.MISCONFIGURED, AttemptKind.MISSING_KEY.value, None
+            detail: str | None = f"set {provider.config.api_key_env}"
+        elif cooldown is not None and cooldown.until <= now:
+            state, reason, remaining = State.RECOVERING, cooldown.reason, 0.0
+            detail = "cooldown over; the next request to reach it is the probe"
+        elif cooldown is not None:
+            state = State.MISCONFIGURED if cooldown.reason == FailureClass.AUTH else State.COOLDOWN
+            reason, remaining, until = cooldown.reason, round(cooldown.remaining(now), 1), cooldown.until
+            detail = cooldown.detail
+        else:
+            state, reason, remaining, detail = State.AVAILABLE, None, None, None
+        recovering = cooldown is not None and cooldown.until <= now
+        return cls(provider, state, reason, remaining, until, detail, cooldown, recovering, models)
+
+    @property
+    def name(self) -> str:
+        return self.provider.name
+
+    @property
+    def serving(self) -> bool:
+        # A recovering provider serves: the next request to reach it is its probe.
+        return self.state is State.AVAILABLE or self.state is State.RECOVERING
+
+    def benched_models(self) -> dict[str, Cooldown]:
+        return {model: cd for model, cd in self.models.items() if cd is not None}
+
+    def as_dict(self, now: float) -> dict[str, Any]:
+        """The /health entry."""
+        entry: dict[str, Any] = {"name": self.name, "flavor": self.provider.config.flavor}
+        if self.provider.config.last_resort:
+            entry["last_resort"] = True
+        entry.update(state=self.state.value, reason=self.reason, cooldown_remaining_s=self.remaining_s)
+        if self.until is not None:
+            entry["until"] = _iso(self.until)
+        if self.detail is not None:
+            entry["detail"] = self.detail
+        entry["models"] = {model: _model_state(cd, now) for model, cd in self.models.items()}
+        return entry
+
+
+def statuses(providers: list[Provider], active: Mapping[str, Cooldown], now: float) -> list[ProviderStatus]:
+    return [ProviderStatus.of(provider, active, now) for provider in providers]
+
+
+def _model_state(cooldown: Cooldown | None, now: float) -> dict[str, Any]:
+    if cooldown is None:
+        return {"state": "available"}
+    return {"state": "cooldown", "reason": cooldown.reason, "cooldown_remaining_s": round(cooldown.remaining(now), 1)}
+
+
+def _iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))

@@ -1,0 +1,280 @@
+"""Cooldowns on Redis, shared by every replica, behind the in-process view the hot path reads.
+
+`get` reads the local view and never does I/O; `set` and `clear` change it at once and are written
+through in the background (store.redis.WriteBehind). A poller reads one version counter every
+`poll_s` and reloads the view when another replica changed it, so a provider benched anywhere is
+skipped everywhere within about 50 ms.
+
+Layout (every key under the hash tag `{gateway}`, one Cluster slot; see store.redis):
+`{gateway}:cooldown:<key>` holds the JSON value with TTL = cooldown (plus the recovery window);
+the set `{gateway}:cooldown-keys` indexes them (no SCAN over a shared keyspace); the counter
+`{gateway}:cooldown-version` is bumped on every change; `{gateway}:probe:<key>` is a probe lock.
+The extend-only script writes a value, the index and the counter together and a clear deletes
+the three in one transaction, which is why they must share a slot.
+
+Writes are extend-only (a Lua compare of `until`): a late, shorter cooldown never un-benches a
+provider that another replica, or an earlier answer, benched for longer. Only an operator's
+`replace` or `clear` and a successful probe may shorten one.
+
+When Redis comes back (or its version counter goes back, as after a flush or restart), this
+replica's active cooldowns are written back.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import orjson
+
+from gateway.store.base import Cooldown
+from gateway.store.memory import MemoryStore
+from gateway.store.redis import GONE, Poller, RedisLink, WriteBehind, key, stop
+
+log = logging.getLogger("gateway.store")
+
+# Extend-only write: a cooldown never replaces one already in Redis that benches until later
+# (another replica's, or this one's from before a late answer), so concurrent failures cannot
+# un-bench a provider. It compares `until`, as the local view does, not the TTL, which also holds
+# the recovery window; a value without a readable `until` is judged by its TTL.
+_EXTEND = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ok, doc = pcall(cjson.decode, current)
+  local bench_end = ok and type(doc) == 'table' and tonumber(doc['until'])
+  if bench_end then
+    if bench_end >= tonumber(ARGV[4]) then return 0 end
+  elseif redis.call('PTTL', KEYS[1]) >= tonumber(ARGV[2]) then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('INCR', KEYS[3])
+return 1
+"""
+# The probe lock: -1 when this caller won it, else how many ms the current holder keeps it.
+_CLAIM = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return -1 end
+return redis.call('PTTL', KEYS[1])
+"""
+# Release only our own lock: a late release must not free a lock another replica took since.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+INDEX = key("cooldown-keys")
+VERSION = key("cooldown-version")
+
+
+def cooldown_key(name: str) -> str:
+    return key("cooldown", name)
+
+
+def probe_key(name: str) -> str:
+    return key("probe", name)
+
+
+@dataclass(frozen=True, slots=True)
+class _Replace:
+    """A pending write that may shorten what Redis holds, unlike a failure's: an operator's, or one after a clear."""
+
+    cooldown: Cooldown
+
+
+class RedisCooldowns(MemoryStore):
+    backend = "redis"
+
+    def __init__(self, url: str, *, timeout_s: float = 0.05, poll_s: float = 0.05, resync_s: float = 1.0) -> None:
+        super().__init__()
+        self.link = RedisLink(url, timeout_s=timeout_s)
+        self.link.on_back = self._give_back
+        self._resync_s = resync_s
+        self._token = secrets.token_hex(8)  # this replica, as a probe lock holder
+        # Local changes Redis has not confirmed: None is a clear. They win over what a reload reads meanwhile.
+        self._writes = WriteBehind(self.link, self._write)
+        self._poller = Poller(self.link, self._sync_once, poll_s, "cooldown sync")
+        self._seen_version: int | None = None
+        self._last_full = 0.0
+        self._extend = self._claim = self._release = None
+
+    # -- the contract -------------------------------------------------------------------------
+
+    def set(self, key: str, cooldown: Cooldown) -> None:
+        super().set(key, cooldown)
+        # After an unflushed clear or replace, Redis may still hold the old entry: only a replace
+        # gets this one past it (a probe's success, then pacing, in the same answer).
+        earlier = self._writes.pending.get(key, GONE)
+        self._writes.put(key, _Replace(cooldown) if earlier is None or isinstance(earlier, _Replace) else cooldown)
+
+    def clear(self, key: str) -> None:
+        super().clear(key)
+        self._writes.put(key, None)
+
+    def replace(self, key: str, cooldown: Cooldown) -> None:
+        super().replace(key, cooldown)
+        self._writes.put(key, _Replace(cooldown))
+
+    async def claim_probe(self, key: str, ttl_s: float) -> bool:
+        # A lock seen here (ours, or another replica's) answers without asking Redis again.
+        if not self._claim_locally(key, ttl_s):
+            return False
+        keys, args = [probe_key(key)], [self._token, int(ttl_s * 1000)]
+        try:
+            held_ms = await self.link.call(lambda _redis: self._claim(keys=keys, args=args))
+        except BaseException:  # cancelled mid-claim: the lock may be ours in Redis, so give it back
+            self.release_probe(key)
+            raise
+        # None: Redis is out, so probe from this replica alone rather than never (one per replica).
+        if held_ms is None or held_ms == -1:
+            return True
+        self._probes[key] = time.monotonic() + max(int(held_ms), 10) / 1000
+        return False
+
+    def release_probe(self, key: str) -> None:
+        if self._probes.pop(key, None) is None:
+            return
+        keys, args = [probe_key(key)], [self._token]
+        self.link.call_soon(lambda _redis: self._release(keys=keys, args=args))  # else it expires by its TTL
+
+    def status(self) -> dict[str, Any]:
+        status = {"backend": self.backend, **self.link.status()}
+        if self._writes.pending:
+            status["unsynced"] = len(self._writes.pending)
+        return status
+
+    async def start(self) -> None:
+        self.connect()
+        self._poller.start()
+
+    async def close(self) -> None:
+        await stop(self.link, self._poller.task(), self._writes.task())
+
+    # -- one-off use (the CLI, the doctor): no poller -------------------------------------------
+
+    def connect(self) -> None:
+        self.link.connect()
+        self._extend = self.link.script(_EXTEND)
+        self._claim = self.link.script(_CLAIM)
+        self._release = self.link.script(_RELEASE)
+
+    async def flush(self) -> bool:
+        """Write every local change Redis has not confirmed yet, now; True when none is left."""
+        return await self._writes.flush()
+
+    async def apply_now(self, key: str, cooldown: Cooldown | None) -> bool:
+        """Clear (None) or replace one cooldown in Redis and wait for the answer."""
+        return await self._write(key, None if cooldown is None else _Replace(cooldown))
+
+    async def load(self) -> bool:
+        """Read every cooldown from Redis once, into the view; False when Redis did not answer."""
+        raw = await self.link.call(lambda r: r.get(VERSION))
+        if self.link.state != "ok":
+            return False
+        return await self._reload(int(raw) if raw is not None else 0)
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def _give_back(self) -> None:
+        """Redis may have restarted or been flushed: give back what this replica knows (extend-only)."""
+        for name, cooldown in self.active(time.time()).items():
+            self._writes.pending.setdefault(name, cooldown)
+        self._writes.kick()
+
+    async def _write(self, name: str, value: Cooldown | _Replace | None) -> bool:
+        if value is None:
+            return await self._delete(name)
+        if isinstance(value, _Replace):
+            return await self._delete(name) and await self._push(name, value.cooldown)
+        return await self._push(name, value)
+
+    async def _push(self, name: str, cooldown: Cooldown) -> bool:
+        ttl_ms = int((cooldown.expires - time.time()) * 1000)
+        if ttl_ms <= 0:
+            return True  # expired while waiting: nothing left to share
+        keys = [cooldown_key(name), INDEX, VERSION]
+        args = [orjson.dumps(asdict(cooldown)), ttl_ms, name, repr(cooldown.until)]
+        return await self.link.call(lambda _redis: self._extend(keys=keys, args=args)) is not None
+
+    async def _delete(self, name: str) -> bool:
+        async def call(redis: Any) -> Any:
+            async with redis.pipeline(transaction=True) as pipe:
+                pipe.delete(cooldown_key(name))
+                pipe.srem(INDEX, name)
+                pipe.incr(VERSION)
+                return await pipe.execute()
+
+        return await self.link.call(call) is not None
+
+    # -- reading ------------------------------------------------------------------------------
+
+    async def _sync_once(self) -> None:
+        raw = await self.link.call(lambda r: r.get(VERSION))
+        if self.link.state != "ok":
+            return
+        version = int(raw) if raw is not None else 0
+        if self._seen_version is not None and version < self._seen_version:
+            self._give_back()  # the counter went back: Redis lost its data
+        if self._writes.pending:
+            self._writes.kick()
+        now = time.monotonic()
+        if (version != self._seen_version or now - self._last_full >= self._resync_s) and await self._reload(version):
+            self._last_full = now
+
+    async def _reload(self, version: int) -> bool:
+        pending = self._writes.pending
+        in_flight = set(pending)  # changes that may land while this reload reads
+        members = await self.link.call(lambda r: r.smembers(INDEX))
+        if members is None:
+            return False
+        names = sorted(m.decode() for m in members)
+
+        async def fetch(redis: Any) -> Any:
+            async with redis.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.get(cooldown_key(name))
+                    pipe.pttl(cooldown_key(name))
+                return await pipe.execute()
+
+        replies = await self.link.call(fetch) if names else []
+        if replies is None:
+            return False
+        now = time.time()
+        view: dict[str, Cooldown] = {}
+        expired: list[str] = []
+        for name, raw, ttl_ms in zip(names, replies[0::2], replies[1::2], strict=True):
+            cooldown = _decode(name, raw, ttl_ms, now)
+            if cooldown is None:
+                expired.append(name)
+            else:
+                view[name] = cooldown
+        for name in in_flight | set(pending):  # local changes not yet confirmed win
+            if (local := self._view.get(name)) is not None:
+                view[name] = local
+            else:
+                view.pop(name, None)
+        self._view = view
+        self._seen_version = version
+        if expired:
+            await self.link.call(lambda r: r.srem(INDEX, *expired))
+        return True
+
+
+def _decode(name: str, raw: bytes | None, ttl_ms: int | None, now: float) -> Cooldown | None:
+    """A cooldown read back from Redis; None when gone or unreadable (logged, never fatal)."""
+    if raw is None or ttl_ms is None or ttl_ms <= 0:
+        return None
+    try:
+        doc = orjson.loads(raw)
+        # The TTL is the truth; times from it are immune to clock skew between replicas.
+        end = now + ttl_ms / 1000
+        probe_until = float(doc.get("probe_until") or 0.0)
+        recovery_s = max(0.0, probe_until - float(doc["until"])) if probe_until else 0.0
+        reason, detail, since = str(doc["reason"]), str(doc.get("detail", "")), float(doc.get("since", now))
+        return Cooldown(reason, detail, since, end - recovery_s, end if recovery_s else 0.0)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        log.warning("ignoring unreadable cooldown %r in redis", name)
+        return None

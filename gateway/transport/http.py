@@ -1,0 +1,175 @@
+"""OpenAI-compatible HTTP to every provider that speaks it. The only module that uses aiohttp.
+
+aiohttp's exceptions become ours in one place, `_failure`: a connection that cannot be made, one
+reset before any byte (the one failure worth a same-provider retry), a response or stream that
+breaks. One pooled session serves all providers. A deadline of `total_s` covers an attempt up to
+its first real byte: the whole body for a plain request, the first data event for a stream; after
+a stream is committed the same deadline bounds the gap between events (see `sse`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import aiohttp
+import orjson
+
+from gateway.classify import judge, parse_error
+from gateway.errors import CallerFault, ProviderFailed
+from gateway.transport import sse
+from gateway.transport.base import Answer, ByteReader
+
+if TYPE_CHECKING:
+    from gateway.endpoints import Endpoint
+    from gateway.providers import Provider
+    from gateway.settings import Timeouts
+
+_MAX_ERROR_BODY = 64 * 1024
+
+
+_WORDS = {
+    "request": "request failed",
+    "get": "request failed",
+    "response": "response broken",
+    "stream": "stream broken",
+}
+
+
+def _failure(exc: aiohttp.ClientError, phase: str) -> ProviderFailed:
+    """The one mapping of aiohttp's errors to ours, in the words of the phase it happened in (see _WORDS)."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return ProviderFailed.transient(f"TLS certificate rejected: {exc.certificate_error}")
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return ProviderFailed.transient(f"TLS handshake failed: {exc.os_error}")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return ProviderFailed.transient(f"cannot connect: {exc.os_error.strerror or type(exc.os_error).__name__}")
+    if phase == "request" and isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
+        # Usually a pooled keep-alive connection the server had closed: safe to send again.
+        return ProviderFailed.transient(f"connection reset before any byte: {type(exc).__name__}", reset=True)
+    return ProviderFailed.transient(f"{_WORDS[phase]}: {type(exc).__name__}")
+
+
+def _reader(response: aiohttp.ClientResponse, phase: str) -> ByteReader:
+    readany = response.content.readany
+
+    async def read() -> bytes:
+        try:
+            return await readany()
+        except aiohttp.ClientError as exc:
+            raise _failure(exc, phase) from exc
+
+    return read
+
+
+async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
+    """The body up to `cap` bytes. read(n) returns what is buffered, not n bytes: read to the end or the cap."""
+    pieces: list[bytes] = []
+    size = 0
+    while size < cap and (piece := await response.content.read(cap - size)):
+        pieces.append(piece)
+        size += len(piece)
+    return b"".join(pieces)
+
+
+class HttpTransport:
+    def __init__(self, timeouts: Timeouts) -> None:
+        self.timeouts = timeouts
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
+        timeout = aiohttp.ClientTimeout(total=None, connect=self.timeouts.connect_s)
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=timeout, auto_decompress=False, skip_auto_headers=("User-Agent",)
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def _post(self, provider: Provider, path: str, body: bytes) -> aiohttp.ClientResponse:
+        assert self._session is not None, "HttpTransport.start() was not awaited"
+        try:
+            return await self._session.post(provider.config.base_url + path, data=body, headers=provider.headers)
+        except aiohttp.ClientError as exc:
+            raise _failure(exc, "request") from exc
+
+    async def _fail(self, provider: Provider, response: aiohttp.ClientResponse) -> ProviderFailed | CallerFault:
+        try:
+            body = await _read_capped(response, _MAX_ERROR_BODY)
+        finally:
+            # A fully read error keeps its connection for the next call (a failover per request
+            # would otherwise open a new one each time); a cut one must not be reused.
+            if response.content.at_eof():
+                response.release()
+            else:
+                response.close()
+        return judge(provider, parse_error(response.status, response.headers, body), body)
+
+    async def _open(self, provider: Provider, path: str, body: dict[str, Any]) -> aiohttp.ClientResponse:
+        response = await self._post(provider, path, orjson.dumps(body))
+        if response.status != 200:
+            raise await self._fail(provider, response)
+        return response
+
+    def _abandon(self, response: aiohttp.ClientResponse | None, exc: BaseException, waited_for: str) -> NoReturn:
+        """Drop the connection of a failed or cancelled attempt, and raise what the failure was."""
+        if response is not None:
+            response.close()
+        if isinstance(exc, TimeoutError):
+            raise ProviderFailed.transient(f"no {waited_for} within {self.timeouts.total_s:g} s") from exc
+        if isinstance(exc, aiohttp.ClientError):
+            raise _failure(exc, "response") from exc
+        raise exc
+
+    async def complete(self, provider: Provider, endpoint: Endpoint, body: dict[str, Any]) -> Answer:
+        """A non-streamed call: the provider's JSON body, or ProviderFailed / CallerFault."""
+        response: aiohttp.ClientResponse | None = None
+        try:
+            async with asyncio.timeout(self.timeouts.total_s):
+                response = await self._open(provider, endpoint.path, body)
+                data = await response.read()
+        except BaseException as exc:
+            self._abandon(response, exc, "answer")
+        # DeepSeek pads a queued non-streamed answer with blank lines before the JSON.
+        data = data.strip()
+        try:
+            doc = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise ProviderFailed.transient("malformed response body") from exc
+        if not isinstance(doc, dict) or "error" in doc:
+            judged = judge(provider, parse_error(500, response.headers, data), data)
+            # An error under a 200 is the provider's failure to answer, whatever it says: fail over.
+            raise judged if isinstance(judged, ProviderFailed) else ProviderFailed(judged.failure)
+        return Answer(data, response.headers, endpoint.usage(doc))
+
+    async def stream(self, provider: Provider, endpoint: Endpoint, body: dict[str, Any]) -> sse.SseStream:
+        """Open a stream and read up to its first data event; only then is it worth committing."""
+        response: aiohttp.ClientResponse | None = None
+        try:
+            async with asyncio.timeout(self.timeouts.total_s):
+                response = await self._open(provider, endpoint.path, body)
+                first, rest = await sse.first_event(provider, _reader(response, "response"), response.headers)
+        except BaseException as exc:
+            self._abandon(response, exc, "first event")
+        read = _reader(response, "stream")  # committed from here: a break is the stream's
+        return sse.SseStream(
+            provider, read, response.headers, response.close, first, rest, endpoint.usage, self.timeouts.total_s
+        )
+
+    async def get(self, provider: Provider, url: str) -> tuple[int, bytes]:
+        """A free read (a model list, a balance) for `gateway doctor`: its status and body, capped.
+
+        Network and TLS failures raise ProviderFailed with the same words a request would get.
+        """
+        assert self._session is not None, "HttpTransport.start() was not awaited"
+        headers = {k: v for k, v in provider.headers.items() if k != "content-type"}
+        try:
+            async with asyncio.timeout(self.timeouts.total_s):
+                async with self._session.get(url, headers=headers) as response:
+                    return response.status, await _read_capped(response, _MAX_ERROR_BODY * 16)
+        except TimeoutError as exc:
+            raise ProviderFailed.transient(f"no answer within {self.timeouts.total_s:g} s") from exc
+        except aiohttp.ClientError as exc:
+            raise _failure(exc, "get") from exc

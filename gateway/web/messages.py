@@ -1,0 +1,58 @@
+"""The words a client reads when the gateway cannot answer as asked: one place for all of them.
+
+Each says which provider, what is wrong in the provider's terms an operator can act on, and for
+how long. None quotes a provider's text (that is in /health and the log, redacted), so nothing
+here can carry a key.
+"""
+
+from __future__ import annotations
+
+import math
+
+from gateway.errors import Attempt, AttemptKind, FailureClass, NoProviderAvailable
+
+
+def describe(attempt: Attempt, model: str) -> str:
+    """Why one provider did not serve a request for `model`, in one clause."""
+    provider = attempt.provider
+    name = provider.name
+    wait = f", retry in {math.ceil(attempt.remaining_s)} s" if attempt.remaining_s else ""
+    env = provider.config.api_key_env
+    if attempt.kind is AttemptKind.PROBING:
+        return f"{name}: recovering from {attempt.reason}; a probe request is in flight"
+    match attempt.reason:
+        case FailureClass.QUOTA:
+            return f"{name}: credits exhausted{wait} or add credits"
+        case FailureClass.RATE_LIMIT if attempt.request_only:
+            return f"{name}: this request exceeds its per-minute token budget"
+        case FailureClass.RATE_LIMIT:
+            return f"{name}: rate limited{wait}"
+        case FailureClass.AUTH:
+            return f"{name}: API key rejected{wait}; check {env}"
+        case FailureClass.MODEL_NOT_FOUND:
+            upstream_model = provider.config.models.get(model, model)
+            return f"{name}: has no model '{upstream_model}'{wait}; fix its models map"
+        case FailureClass.TRANSIENT if attempt.remaining_s:
+            return f"{name}: failing repeatedly{wait}"
+        case FailureClass.TRANSIENT:
+            return f"{name}: {f'upstream error (HTTP {attempt.status})' if attempt.status else attempt.cause}"
+        case FailureClass.CALLER:
+            return f"{name}: rejected the request (HTTP {attempt.status})"
+        case _:
+            return f"{name}: no API key; set {env}"
+
+
+def no_provider(exc: NoProviderAvailable) -> str:
+    reasons = "; ".join(describe(attempt, exc.model) for attempt in exc.attempts)
+    return f"No provider can serve model '{exc.model}' right now. {reasons}."
+
+
+def unknown_model(model: str) -> str:
+    return f"The model '{model}' does not exist or no configured provider serves it."
+
+
+def stream_broken(attempt: Attempt, model: str) -> str:
+    return (
+        f"The stream from {attempt.provider.name} broke after it started ({describe(attempt, model)}); "
+        "the answer is incomplete."
+    )
