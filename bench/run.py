@@ -420,13 +420,13 @@ class Bench:
 
     def bench_in_redis(self, gateway: Target, provider: str) -> None:
         """Bench a provider in Redis as another replica would, and wait until the gateway knows."""
-        key, now = f"gateway:cooldown:{provider}", time.time()
+        key, now = f"{{gateway}}:cooldown:{provider}", time.time()
         value = json.dumps({"reason": "quota_exhausted", "detail": "bench", "since": now, "until": now + 3600})
         cli = ["redis-cli", "-p", str(self.redis_port)]
         for command in (
             ["set", key, value, "ex", "3600"],
-            ["sadd", "gateway:cooldown-keys", provider],
-            ["incr", "gateway:cooldown-version"],
+            ["sadd", "{gateway}:cooldown-keys", provider],
+            ["incr", "{gateway}:cooldown-version"],
         ):
             subprocess.run(cli + command, check=True, capture_output=True)
         health_url = gateway.url.removesuffix("/v1") + "/health"

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+import redis
 import uvicorn
 import yaml
 
@@ -195,12 +196,13 @@ def gateway(fakes: dict[str, FakeUpstream], start_gateway: Callable[..., Running
 
 
 class RedisServer:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, *extra: str) -> None:
         if shutil.which("redis-server") is None:
             pytest.fail("redis-server is not installed: run scripts/test, or apt-get install redis-server")
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.dir = tmp
+        self.extra = extra
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
@@ -217,6 +219,7 @@ class RedisServer:
                 "no",
                 "--dir",
                 str(self.dir),
+                *self.extra,
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -238,6 +241,24 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     yield server
     if server.proc is not None and server.proc.poll() is None:
         os.kill(server.proc.pid, 18)  # SIGCONT, in case a test paused it
+    server.kill()
+
+
+@pytest.fixture
+def redis_cluster_node(tmp_path: Path) -> Iterator[RedisServer]:
+    """A one-node Redis Cluster owning every slot: it refuses, as any cluster does, a script or
+    transaction whose keys map to different slots (CROSSSLOT)."""
+    bus = str(free_port())  # else port + 10000, which may not exist
+    cluster = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", bus)
+    server = RedisServer(tmp_path, *cluster)
+    server.start()
+    client = redis.Redis(port=server.port)
+    try:
+        client.execute_command("CLUSTER", "ADDSLOTSRANGE", "0", "16383")
+        wait_for(lambda: b"cluster_state:ok" in client.execute_command("CLUSTER", "INFO"), what="the cluster")
+    finally:
+        client.close()
+    yield server
     server.kill()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from gateway.classify import classify, parse_error
@@ -45,3 +46,20 @@ def test_odd_gemini_details_do_not_crash_the_classifier():
     )
     failure = classify(FLAVORS["gemini"], parse_error(429, {}, body))
     assert failure.kind == FailureClass.QUOTA
+
+
+# One crafted answer per adjacent pair in the order: it matches both classes, and the earlier one wins.
+ORDER = [
+    ("auth before quota", 401, {"code": "insufficient_quota"}, FailureClass.AUTH),
+    ("auth before model not found", 404, {"code": "invalid_api_key"}, FailureClass.AUTH),
+    ("quota before rate limit", 429, {"code": "insufficient_quota"}, FailureClass.QUOTA),
+    ("rate limit before model not found", 429, {"code": "model_not_found"}, FailureClass.RATE_LIMIT),
+    ("model not found before transient", 500, {"code": "model_not_found"}, FailureClass.MODEL_NOT_FOUND),
+    ("transient before caller fault", 503, {"code": "invalid_request_error"}, FailureClass.TRANSIENT),
+]
+
+
+@pytest.mark.parametrize(("status", "error", "expect"), [o[1:] for o in ORDER], ids=[o[0] for o in ORDER])
+def test_the_classification_order(status, error, expect):
+    body = orjson.dumps({"error": {"message": "x", "type": None, **error}})
+    assert classify(FLAVORS["openai"], parse_error(status, {}, body)).kind == expect

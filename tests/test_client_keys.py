@@ -10,7 +10,7 @@ import openai
 import pytest
 import yaml
 
-from gateway.client_keys import digest
+from gateway.client_keys import ClientKeys, digest
 from gateway.settings import ConfigError, load_config
 from tests.conftest import MESSAGES, ROOT, config_dict, wait_for
 
@@ -96,3 +96,13 @@ def test_a_refused_request_is_logged_and_counted(locked, fakes):
     metrics = httpx.get(f"{locked.url}/metrics", timeout=5).text
     assert 'gateway_requests_total{endpoint="/chat/completions",outcome="unauthorized",provider="none"} 1.0' in metrics
     assert 'gateway_requests_total{endpoint="other",outcome="unauthorized",provider="none"} 1.0' in metrics
+
+
+def test_the_check_says_which_listed_key_the_caller_holds():
+    first, second = "sk-gw-first-key", "sk-gw-second-key"
+    keys = ClientKeys([digest(first), digest(second)])
+    caller = keys.identify(f"Bearer {second}".encode())
+    assert caller is not None and caller.digest == digest(second)
+    assert caller.name == f"key-{digest(second).removeprefix('sha256:')[:8]}"  # a bare digest's name
+    assert keys.identify(b"Bearer sk-gw-someone-else") is None
+    assert keys.identify(None) is None

@@ -8,7 +8,7 @@ import openai
 import pytest
 
 from tests import payloads
-from tests.conftest import KEYS, MESSAGES, config_dict, post_and_leave
+from tests.conftest import KEYS, MESSAGES, config_dict, post_and_leave, wait_for
 from tests.fakes import Reply, error
 
 
@@ -88,6 +88,16 @@ def test_rate_limit_cooldown_follows_the_hint(gateway, fakes):
     fakes["openai"].script(error("openai-429-rpm-x-ratelimit-reset"))  # x-ratelimit-reset-requests: 6m0s
     assert ask(gateway.client()).headers["x-gateway-provider"] == "groq"
     assert 350 < gateway.provider("openai")["cooldown_remaining_s"] <= 360
+
+
+@pytest.mark.parametrize(("hint", "bench_s"), [("0", 1.0), ("0.2", 1.0), ("10000000", 3600.0)])
+def test_a_rate_limit_hint_is_clamped_to_1_s_and_quota_s(gateway, fakes, hint, bench_s):
+    reply = error("openai-429-rpm-retry-after")
+    reply.headers["retry-after"] = hint
+    fakes["openai"].script(reply)
+    assert ask(gateway.client()).headers["x-gateway-provider"] == "groq"
+    [line] = wait_for(gateway.log_lines, what="the request's log line")
+    assert line["skipped"] == [{"provider": "openai", "reason": "rate_limited", "status": 429, "cooldown_s": bench_s}]
 
 
 def test_request_too_large_fails_over_without_benching(gateway, fakes):

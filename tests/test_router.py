@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from gateway.errors import Failure, FailureClass
+from gateway.routing import policy
 from gateway.routing.router import Router
-from gateway.settings import Config
+from gateway.settings import Config, Cooldowns
 from gateway.store import MemoryStore
 from gateway.transport import Transports
 from tests.conftest import config_dict
@@ -66,3 +67,9 @@ def test_the_breaker_doubles_with_each_ejection_and_resets_on_success(router):
     for _ in range(2):
         router.record_failure(openai, "gpt-4o-mini", BROKEN)
     assert 25 < remaining(router) <= 30
+
+
+@pytest.mark.parametrize(("hint", "bench_s"), [(0.0, 1.0), (0.2, 1.0), (7.0, 7.0), (10**7, 3600.0), (None, 10.0)])
+def test_a_rate_limit_hint_is_clamped_to_1_s_and_quota_s(hint, bench_s):
+    failure = Failure(FailureClass.RATE_LIMIT, "HTTP 429", retry_after_s=hint, status=429)
+    assert policy.bench_s(failure, Cooldowns(quota_s=3600, rate_limit_s=10)) == bench_s

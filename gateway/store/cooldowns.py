@@ -22,6 +22,7 @@ replica's active cooldowns are written back.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import secrets
 import time
@@ -56,10 +57,13 @@ redis.call('SADD', KEYS[2], ARGV[3])
 redis.call('INCR', KEYS[3])
 return 1
 """
-# The probe lock: -1 when this caller won it, else how many ms the current holder keeps it.
+# The probe lock: -1 when this caller won it, else how many ms the current holder keeps it. A lock
+# that still holds this replica's last released token (ARGV[3]) is free: its release is on the way.
 _CLAIM = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return -1 end
-return redis.call('PTTL', KEYS[1])
+local held = redis.call('GET', KEYS[1])
+if held and held ~= ARGV[3] then return redis.call('PTTL', KEYS[1]) end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return -1
 """
 # Release only our own lock: a late release must not free a lock another replica took since.
 _RELEASE = """
@@ -93,7 +97,11 @@ class RedisCooldowns(MemoryStore):
         self.link = RedisLink(url, timeout_s=timeout_s)
         self.link.on_back = self._give_back
         self._resync_s = resync_s
-        self._token = secrets.token_hex(8)  # this replica, as a probe lock holder
+        # Probe lock tokens: this replica, then a count, so that a late release frees only its own claim.
+        self._token = secrets.token_hex(8)
+        self._claims = itertools.count()
+        self._held: dict[str, str] = {}  # key -> the token of the lock this replica holds
+        self._released: dict[str, str] = {}  # key -> the token of the last lock it let go
         # Local changes Redis has not confirmed: None is a clear. They win over what a reload reads meanwhile.
         self._writes = WriteBehind(self.link, self._write)
         self._poller = Poller(self.link, self._sync_once, poll_s, "cooldown sync")
@@ -122,7 +130,9 @@ class RedisCooldowns(MemoryStore):
         # A lock seen here (ours, or another replica's) answers without asking Redis again.
         if not self._claim_locally(key, ttl_s):
             return False
-        keys, args = [probe_key(key)], [self._token, int(ttl_s * 1000)]
+        token = f"{self._token}:{next(self._claims)}"
+        self._held[key] = token
+        keys, args = [probe_key(key)], [token, int(ttl_s * 1000), self._released.get(key, "")]
         try:
             held_ms = await self.link.call(lambda _redis: self._claim(keys=keys, args=args))
         except BaseException:  # cancelled mid-claim: the lock may be ours in Redis, so give it back
@@ -131,13 +141,15 @@ class RedisCooldowns(MemoryStore):
         # None: Redis is out, so probe from this replica alone rather than never (one per replica).
         if held_ms is None or held_ms == -1:
             return True
+        del self._held[key]  # another replica's: remember how long it holds it, and ask again after
         self._probes[key] = time.monotonic() + max(int(held_ms), 10) / 1000
         return False
 
     def release_probe(self, key: str) -> None:
-        if self._probes.pop(key, None) is None:
+        if self._probes.pop(key, None) is None or (token := self._held.pop(key, None)) is None:
             return
-        keys, args = [probe_key(key)], [self._token]
+        self._released[key] = token
+        keys, args = [probe_key(key)], [token]
         self.link.call_soon(lambda _redis: self._release(keys=keys, args=args))  # else it expires by its TTL
 
     def status(self) -> dict[str, Any]:
