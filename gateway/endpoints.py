@@ -36,7 +36,7 @@ def _usage(doc: dict[str, Any]) -> Usage | None:
     return usage if isinstance(usage, dict) else None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # one object per endpoint: compared and hashed by identity, cheaply
 class Endpoint:
     path: str  # under /v1 at the gateway and under a provider's base_url; the `endpoint` label of metrics
     capability: Capability

@@ -11,6 +11,7 @@ or an already redacted provider message.
 from __future__ import annotations
 
 import asyncio
+import enum
 import os
 import time
 from collections.abc import Callable
@@ -20,6 +21,22 @@ import orjson
 
 if TYPE_CHECKING:
     from gateway.errors import Attempt
+
+
+class Outcome(enum.StrEnum):
+    """How a client request ended: the `outcome` of its log line and of gateway_requests_total."""
+
+    OK = "ok"
+    UNAUTHORIZED = "unauthorized"  # no valid gateway key
+    BAD_REQUEST = "bad_request"  # refused by the gateway's own checks
+    UNKNOWN_MODEL = "unknown_model"
+    CALLER_FAULT = "caller_fault"  # a provider rejected the request itself; relayed
+    REQUEST_TOO_LARGE = "request_too_large"  # every provider refused its size
+    NO_PROVIDER = "no_provider"
+    STREAM_BROKEN = "stream_broken"  # after the stream was committed
+    CLIENT_GONE = "client_gone"
+    CANCELLED = "cancelled"  # by the server, at shutdown
+    ERROR = "error"  # the gateway failed; also a request that ended without saying how
 
 
 class Trace:
@@ -51,7 +68,7 @@ class Trace:
         self.attempts: list[Attempt] = []  # the providers that did not serve it, and why
         self.probe = False  # this request was the one sent to a recovering provider
         self.status = 0
-        self.outcome = ""
+        self.outcome = Outcome.ERROR
         self.first_chunk_s: float | None = None
         self.usage: dict[str, Any] | None = None
         self.upstream_request_id: str | None = None

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +23,8 @@ from gateway.request_log import RequestLog
 from gateway.settings import Config
 from gateway.web.app import Gateway
 from tests.fakes import FakeUpstream
+from tests.processes import ROOT as ROOT  # re-exported: the test files take every shared helper from here
+from tests.processes import GatewayProcess, RedisServer, free_port
 
 FLAVORS = ("openai", "groq", "gemini", "deepseek", "ollama")
 CHAT_MODELS = {
@@ -38,7 +37,6 @@ CHAT_MODELS = {
 # Canary keys: tests check they reach the right upstream and nowhere else.
 KEYS = {f: f"sk-canary-{f}-0123456789abcdef" for f in FLAVORS if f != "ollama"}
 KEY_ENV = {f: f"TEST_{f.upper()}_KEY" for f in KEYS}
-ROOT = Path(__file__).resolve().parent.parent
 MESSAGES = [{"role": "user", "content": "hi"}]
 ADMIN = "admin-key-for-tests-0123456789"
 AUTH = {"authorization": f"Bearer {ADMIN}"}
@@ -73,12 +71,6 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "c
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.01)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def post_and_leave(url: str, body: dict[str, Any], fake: FakeUpstream) -> None:
@@ -192,46 +184,7 @@ def gateway(fakes: dict[str, FakeUpstream], start_gateway: Callable[..., Running
     return start_gateway(config_dict(fakes))
 
 
-# -- real processes --------------------------------------------------------------------------------
-
-
-class RedisServer:
-    def __init__(self, tmp: Path, *extra: str) -> None:
-        if shutil.which("redis-server") is None:
-            pytest.fail("redis-server is not installed: run scripts/test, or apt-get install redis-server")
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.dir = tmp
-        self.extra = extra
-        self.proc: subprocess.Popen[str] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.dir),
-                *self.extra,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        _wait_for_line(self.proc, "Ready to accept connections", "redis-server")
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(10)
-            self.proc = None
+# -- real processes (tests/processes.py) ----------------------------------------------------------
 
 
 @pytest.fixture
@@ -260,71 +213,6 @@ def redis_cluster_node(tmp_path: Path) -> Iterator[RedisServer]:
         client.close()
     yield server
     server.kill()
-
-
-def _wait_for_line(proc: subprocess.Popen[str], marker: str, what: str, timeout: float = 20) -> list[str]:
-    """Read a child's output until a line holds `marker`; keep draining it afterwards."""
-    seen: list[str] = []
-    found = threading.Event()
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            seen.append(line)
-            if marker in line:
-                found.set()
-
-    threading.Thread(target=pump, daemon=True).start()
-    if not found.wait(timeout):
-        proc.kill()
-        raise AssertionError(f"{what} did not start:\n{''.join(seen)}")
-    return seen
-
-
-class GatewayProcess:
-    """`python -m gateway serve` as a child process, the way users run it."""
-
-    def __init__(self, config_path: Path, env: dict[str, str]) -> None:
-        self.config_path = config_path
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gateway",
-                "serve",
-                "--config",
-                str(config_path),
-                "--port",
-                str(self.port),
-                "--log-level",
-                "info",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-            cwd=ROOT,
-        )
-        self.output = _wait_for_line(self.proc, "Uvicorn running on", "gateway")
-
-    def health(self) -> dict[str, Any]:
-        return httpx.get(f"{self.url}/health", timeout=5).json()
-
-    def provider(self, name: str) -> dict[str, Any]:
-        return next(p for p in self.health()["providers"] if p["name"] == name)
-
-    def client(self) -> openai.OpenAI:
-        return openai.OpenAI(base_url=f"{self.url}/v1", api_key="client-token", max_retries=0)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from typing import Any
 from gateway import endpoints
 from gateway.endpoints import Endpoint
 from gateway.errors import BadRequest, CallerFault, ClientGone, NoProviderAvailable, ProviderFailed, UnknownModel
-from gateway.request_log import RequestLog, Trace
+from gateway.request_log import Outcome, RequestLog, Trace
 from gateway.routing.router import Router
 from gateway.web import messages
 from gateway.web.wire import bad_request_body, error_body, parse_json, relayable_error
@@ -113,7 +113,7 @@ class Edge:
     async def unauthorized(self, scope: dict[str, Any], send: Send) -> None:
         """A request without a valid gateway key: a 401, logged and counted, and no provider reached."""
         trace = Trace(_request_id(scope), endpoints.label(scope["path"]))
-        trace.status, trace.outcome = 401, "unauthorized"
+        trace.status, trace.outcome = 401, Outcome.UNAUTHORIZED
         try:
             await respond(
                 send, 401, _UNAUTHORIZED, [(b"www-authenticate", b"Bearer"), (b"x-request-id", trace.request_id)]
@@ -139,18 +139,18 @@ class Edge:
                 await self._complete(endpoint, body, send, watch, trace)
         except asyncio.CancelledError:
             if not watch.client_left or watch.task.uncancel() > 0:
-                trace.outcome = "cancelled"  # by the server (shutdown), even mid-stream: not a full answer
+                trace.outcome = Outcome.CANCELLED  # by the server (shutdown), even mid-stream: not a full answer
                 raise  # cancelled by the server, not by our watch: let it through
-            trace.status, trace.outcome = _CLIENT_CLOSED, "client_gone"
+            trace.status, trace.outcome = _CLIENT_CLOSED, Outcome.CLIENT_GONE
         except Exception:
-            trace.outcome = "error"
+            trace.outcome = Outcome.ERROR
             raise
         finally:
             watch.disarm()
 
     def _finish(self, trace: Trace) -> None:
         provider = trace.provider or "none"
-        self.metrics.request(trace.endpoint, provider, trace.outcome or "error")
+        self.metrics.request(trace.endpoint, provider, trace.outcome)
         if trace.usage:
             self.metrics.tokens_used(provider, *trace.tokens())
         if trace.first_chunk_s is not None:
@@ -168,7 +168,7 @@ class Edge:
         watch.disarm()
         trace.provider, trace.usage = provider.name, answer.usage
         trace.upstream_request_id = answer.headers.get("x-request-id")
-        trace.status, trace.outcome = 200, "ok"
+        trace.status, trace.outcome = 200, Outcome.OK
         headers = [_served_by(provider.name), (b"x-request-id", trace.request_id)]
         await respond(send, 200, answer.body, headers, answer.content_type)
 
@@ -176,30 +176,30 @@ class Edge:
         """Answer a request that failed before anything was sent, in OpenAI's error shape."""
         match exc:
             case BadRequest():
-                status, outcome, body, headers = exc.status, "bad_request", bad_request_body(exc), None
+                status, outcome, body, headers = exc.status, Outcome.BAD_REQUEST, bad_request_body(exc), None
             case UnknownModel():
-                status, outcome = 404, "unknown_model"
+                status, outcome = 404, Outcome.UNKNOWN_MODEL
                 body = error_body(404, messages.unknown_model(exc.model), param="model", code="model_not_found")
                 headers = None
             case NoProviderAvailable() if exc.request_too_large():
-                status, outcome = 413, "request_too_large"
+                status, outcome = 413, Outcome.REQUEST_TOO_LARGE
                 body, headers = error_body(413, messages.no_provider(exc), code="request_too_large"), None
             case NoProviderAvailable():
                 wait = exc.retry_after_s()
                 # The official SDKs retry a 503 on their own; past a minute that only delays the user.
                 headers = [(b"retry-after", str(wait).encode())]
                 headers.append((b"x-should-retry", b"true" if wait <= 60 else b"false"))
-                status, outcome = 503, "no_provider"
+                status, outcome = 503, Outcome.NO_PROVIDER
                 body = error_body(503, messages.no_provider(exc), code="no_provider_available")
             case CallerFault():
-                status, outcome = exc.status, "caller_fault"
+                status, outcome = exc.status, Outcome.CALLER_FAULT
                 body, headers = relayable_error(exc.error, exc.body), None
             case ClientGone():
-                trace.status, trace.outcome = _CLIENT_CLOSED, "client_gone"
+                trace.status, trace.outcome = _CLIENT_CLOSED, Outcome.CLIENT_GONE
                 return
             case _:
                 log.exception("unexpected error on the request path")
-                status, outcome, headers = 500, "error", None
+                status, outcome, headers = 500, Outcome.ERROR, None
                 body = error_body(500, "The gateway failed unexpectedly; see its log.")
         trace.status, trace.outcome = status, outcome
         await respond(send, status, body, [*(headers or ()), (b"x-request-id", trace.request_id)])
@@ -214,7 +214,7 @@ class Edge:
             watch.disarm()
             return await self._fail(send, exc, trace)
         headers = [*_SSE_HEADERS, _served_by(provider.name), (b"x-request-id", trace.request_id)]
-        trace.provider, trace.status, trace.outcome = provider.name, 200, "ok"
+        trace.provider, trace.status, trace.outcome = provider.name, 200, Outcome.OK
         trace.upstream_request_id = stream.headers.get("x-request-id")
         try:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -223,7 +223,7 @@ class Edge:
             async for block in stream.events():
                 await send({"type": "http.response.body", "body": block, "more_body": True})
         except ProviderFailed as exc:
-            trace.outcome = "stream_broken"
+            trace.outcome = Outcome.STREAM_BROKEN
             attempt = self.router.record_failure(provider, model, exc.failure)
             message = messages.stream_broken(attempt, model)
             event = b"data: " + error_body(502, message, code="upstream_stream_error") + b"\n\n"
