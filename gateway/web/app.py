@@ -1,11 +1,11 @@
 """The HTTP application: the hot path (plain ASGI) in front, FastAPI for everything else.
 
 FastAPI serves /health, /metrics, /v1/models and the error pages, and runs start-up and shutdown;
-requests to the two proxy routes skip its routing and validation entirely.
+requests to the endpoint table's routes (gateway.endpoints) skip its routing and validation entirely.
 
 Reload (SIGHUP or `POST /admin/reload`) builds a new router, edge and key list from the file and
-swaps them in at once; requests in flight finish on what they started with. The store, the HTTP
-pool and the metrics live across reloads.
+swaps them in at once; requests in flight finish on what they started with. The store, the
+transports (the HTTP pool) and the metrics live across reloads.
 """
 
 from __future__ import annotations
