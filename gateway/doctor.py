@@ -226,7 +226,7 @@ def _benches(row: Row, status: ProviderStatus) -> None:
         row.quota = own.reason if row.quota == "-" else f"{row.quota}, {own.reason}"
         note = f"benched for {own.reason} until {_utc(own.until)}"
         (row.problems if own.reason in _OUT_REASONS else row.warnings).append(note)
-    for model, cooldown in sorted(status.benched_models().items()):
+    for model, cooldown in sorted(status.model_benches.items()):
         row.warnings.append(f"model {model} benched for {cooldown.reason} until {_utc(cooldown.until)}")
 
 

@@ -31,8 +31,11 @@ Usage = dict[str, Any]
 
 
 def _usage(doc: dict[str, Any]) -> Usage | None:
-    """Token counts: OpenAI's `usage`, or (in Groq's streamed chunks) `x_groq.usage`."""
-    usage = doc.get("usage") or (doc.get("x_groq") or {}).get("usage")
+    """Token counts: OpenAI's `usage`, or (in Groq's streamed chunks) `x_groq.usage`. Odd shapes are no usage."""
+    usage = doc.get("usage")
+    if not usage:
+        groq = doc.get("x_groq")
+        usage = groq.get("usage") if isinstance(groq, dict) else None
     return usage if isinstance(usage, dict) else None
 
 

@@ -140,7 +140,7 @@ class Attempt:
 
 class NoProviderAvailable(GatewayError):
     def __init__(self, model: str, attempts: list[Attempt]) -> None:
-        super().__init__(model)
+        super().__init__(f"no provider can serve model {model!r}")  # the client's words: web.messages
         self.model = model
         self.attempts = attempts
 

@@ -36,10 +36,10 @@ class ProviderConfig(_Strict):
     # Never benched, and tried after every other provider: the one that must always get a chance.
     last_resort: bool = False
 
-    @field_validator("flavor")
+    @field_validator("flavor", mode="before")
     @classmethod
-    def _known_flavor(cls, value: str) -> str:
-        if value not in FLAVORS:
+    def _known_flavor(cls, value: object) -> object:
+        if not isinstance(value, str) or value not in FLAVORS:
             *others, last = (repr(name) for name in sorted(FLAVORS))
             raise ValueError(f"Input should be {', '.join(others)} or {last}")
         return value

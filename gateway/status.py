@@ -39,12 +39,15 @@ class ProviderStatus:
     cooldown: Cooldown | None  # the provider's own bench or recovery, whatever its state says
     recovering: bool  # its cooldown is over and waits for a probe (also when a missing key outranks it)
     models: dict[str, Cooldown | None]  # per mapped model, its own bench if any
+    model_benches: dict[str, Cooldown]  # every model bench of this provider, mapped or not (one set by hand)
 
     @classmethod
     def of(cls, provider: Provider, active: Mapping[str, Cooldown], now: float) -> ProviderStatus:
         """The status from a view of the active cooldowns (a store's `active(now)`)."""
         cooldown = active.get(provider.name)
         models = {model: active.get(f"{provider.name}/{model}") for model in provider.config.models}
+        prefix = f"{provider.name}/"
+        benches = {key.removeprefix(prefix): cd for key, cd in active.items() if key.startswith(prefix)}
         until = None
         if provider.key is None:
             state, reason, remaining = State.MISCONFIGURED, AttemptKind.MISSING_KEY.value, None
@@ -59,7 +62,7 @@ class ProviderStatus:
         else:
             state, reason, remaining, detail = State.AVAILABLE, None, None, None
         recovering = cooldown is not None and cooldown.until <= now
-        return cls(provider, state, reason, remaining, until, detail, cooldown, recovering, models)
+        return cls(provider, state, reason, remaining, until, detail, cooldown, recovering, models, benches)
 
     @property
     def name(self) -> str:
@@ -69,9 +72,6 @@ class ProviderStatus:
     def serving(self) -> bool:
         # A recovering provider serves: the next request to reach it is its probe.
         return self.state is State.AVAILABLE or self.state is State.RECOVERING
-
-    def benched_models(self) -> dict[str, Cooldown]:
-        return {model: cd for model, cd in self.models.items() if cd is not None}
 
     def as_dict(self, now: float) -> dict[str, Any]:
         """The /health entry."""

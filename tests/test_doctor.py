@@ -177,7 +177,8 @@ def test_an_unset_key_names_its_variable_and_a_pasted_one_is_flagged(fakes, tmp_
 
 def test_a_quota_bench_in_redis_puts_the_provider_out(fakes, tmp_path, redis_server):
     env = {k: v for k, v in os.environ.items() if k != "GATEWAY_URL"} | {"REDIS_URL": redis_server.url}
-    for name, reason in (("openai", "quota_exhausted"), ("groq", "rate_limited"), ("gemini/gpt-4o-mini", "manual")):
+    benches = (("openai", "quota_exhausted"), ("groq", "rate_limited"), ("gemini/gpt-4o-mini", "manual"))
+    for name, reason in (*benches, ("deepseek/retired-model", "model_not_found")):  # one the config no longer maps
         bench = run_cli(["cooldown", "set", name, "--seconds", "600", "--reason", reason], env)
         assert bench.returncode == 0, bench.stderr
     balance(fakes)
@@ -188,6 +189,7 @@ def test_a_quota_bench_in_redis_puts_the_provider_out(fakes, tmp_path, redis_ser
     assert "benched for quota_exhausted until 20" in rows["openai"]["NOTES"] and " UTC" in rows["openai"]["NOTES"]
     assert (rows["groq"]["QUOTA"], rows["groq"]["VERDICT"]) == ("rate_limited", "warn")  # passes by itself
     assert "model gpt-4o-mini benched for manual" in rows["gemini"]["NOTES"]
+    assert "model retired-model benched for model_not_found" in rows["deepseek"]["NOTES"]
     assert rows["ollama"]["QUOTA"] == "not benched"
     assert f"redis: ok ({redis_server.url})" in result.stdout
 

@@ -39,7 +39,8 @@ def write(tmp_path, doc) -> str:
     [
         (lambda c: c["providers"][1].update(colour="red"), "providers[1].colour: unknown key"),
         (lambda c: c.update(extra=1), "extra: unknown key"),
-        (lambda c: c["providers"][0].update(flavor="anthropic"), "providers[0].flavor"),
+        (lambda c: c["providers"][0].update(flavor="anthropic"), "providers[0].flavor: Input should be 'deepseek', "),
+        (lambda c: c["providers"][0].update(flavor=5), "providers[0].flavor: Input should be 'deepseek', "),
         (lambda c: c["providers"][0].pop("api_key_env"), "api_key_env is required for flavor 'openai'"),
         (lambda c: c["providers"][2].update(base_url="ftp://x"), "providers[2].base_url"),
         (lambda c: c["providers"][1].update(name="openai"), "duplicate provider name 'openai'"),

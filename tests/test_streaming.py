@@ -10,10 +10,9 @@ import orjson
 import pytest
 
 from tests import payloads
-from tests.conftest import config_dict, post_and_leave
+from tests.conftest import MESSAGES, config_dict, post_and_leave
 from tests.fakes import Reply, error
 
-MESSAGES = [{"role": "user", "content": "hi"}]
 SHORT = {"connect_s": 1, "total_s": 0.5}
 
 
@@ -34,6 +33,20 @@ def test_stream_relays_every_chunk_and_usage(gateway, fakes):
     assert text == "Hello from openai"
     assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens > 0
     assert fakes["openai"].last().json["stream_options"] == {"include_usage": True}
+
+
+def test_odd_usage_fields_never_break_an_answer(gateway, fakes):
+    """An empty `usage` beside a non-object `x_groq` is no usage, streamed or not, never a crash."""
+    odd = b'data: {"id":"x","object":"chat.completion.chunk","choices":[],"usage":{},"x_groq":"odd"}\n\n'
+    events = payloads.STREAM_OK["openai"]
+    fakes["openai"].script(Reply(events=[*events[:-2], odd, events[-1]]))
+    text, _ = stream_text(gateway.client())
+    assert text == "Hello from openai"
+    body = orjson.loads(payloads.CHAT_OK["openai"])
+    body.update(usage={}, x_groq="odd")
+    fakes["openai"].script(Reply(body=orjson.dumps(body)))
+    reply = gateway.client().chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert reply.choices[0].message.content == "Hello from openai"
 
 
 def test_stream_bytes_are_relayed_as_they_came(gateway, fakes):

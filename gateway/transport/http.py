@@ -107,8 +107,8 @@ class HttpTransport:
                 response.close()
         return judge(provider, parse_error(response.status, response.headers, body), body)
 
-    async def _open(self, provider: Provider, path: str, body: dict[str, Any]) -> aiohttp.ClientResponse:
-        response = await self._post(provider, path, orjson.dumps(body))
+    async def _open(self, provider: Provider, path: str, payload: bytes) -> aiohttp.ClientResponse:
+        response = await self._post(provider, path, payload)
         if response.status != 200:
             raise await self._fail(provider, response)
         return response
@@ -125,10 +125,11 @@ class HttpTransport:
 
     async def complete(self, provider: Provider, endpoint: Endpoint, body: dict[str, Any]) -> Answer:
         """A non-streamed call: the provider's JSON body, or ProviderFailed / CallerFault."""
+        payload = orjson.dumps(body)  # before the deadline starts: it bounds the provider, not us
         response: aiohttp.ClientResponse | None = None
         try:
             async with asyncio.timeout(self.timeouts.total_s):
-                response = await self._open(provider, endpoint.path, body)
+                response = await self._open(provider, endpoint.path, payload)
                 data = await response.read()
         except BaseException as exc:
             self._abandon(response, exc, "answer")
@@ -146,10 +147,11 @@ class HttpTransport:
 
     async def stream(self, provider: Provider, endpoint: Endpoint, body: dict[str, Any]) -> sse.SseStream:
         """Open a stream and read up to its first data event; only then is it worth committing."""
+        payload = orjson.dumps(body)
         response: aiohttp.ClientResponse | None = None
         try:
             async with asyncio.timeout(self.timeouts.total_s):
-                response = await self._open(provider, endpoint.path, body)
+                response = await self._open(provider, endpoint.path, payload)
                 first, rest = await sse.first_event(provider, _reader(response, "response"), response.headers)
         except BaseException as exc:
             self._abandon(response, exc, "first event")
