@@ -3,12 +3,13 @@
 `parse_error` normalises an error body (OpenAI's dict, Google's RPC list, Ollama's string) into an
 `UpstreamError`. `classify` asks the provider's flavor for its facts in one fixed order:
 
-    auth -> quota -> rate limit -> model not found -> transient -> (whatever is left) caller fault
+    auth -> quota -> daily limit -> rate limit -> model not found -> transient -> (left) caller fault
 
 Auth comes first because a rejected key makes every other word in the answer meaningless (a
-provider may say "model not found" to a key that cannot see any model). Quota is asked before
-rate limit because OpenAI and Gemini send both as 429. A rate limit is asked before model not
-found, and that before transient, so the most specific reading of an answer wins.
+provider may say "model not found" to a key that cannot see any model). Quota and daily limit are
+asked before rate limit because OpenAI, Gemini and Groq send all three as 429; quota before daily
+limit because a per-day quota of 0 means no access at all, not a wait. A rate limit is asked
+before model not found, and that before transient, so the most specific reading wins.
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ def classify(flavor: Flavor, err: UpstreamError) -> Failure:
         return Failure(FailureClass.AUTH, detail, status=err.status)
     if flavor.is_quota(err):
         return Failure(FailureClass.QUOTA, detail, flavor.quota_hint(err), status=err.status)
+    if flavor.is_daily_limit(err):
+        return Failure(FailureClass.DAILY_LIMIT, detail, flavor.daily_limit_hint(err), status=err.status)
     if flavor.is_rate_limit(err):
         return Failure(
             FailureClass.RATE_LIMIT,

@@ -12,10 +12,12 @@
 
     FailureClass (what an upstream attempt ended with; `gateway.classify` holds the order)
     ├── quota_exhausted   credits or quota gone; lasts until someone pays    fail over, long cooldown
+    ├── daily_limit       a per-day quota; resets at a known time             fail over, cooldown to the reset
     ├── rate_limited      slow down; passes in seconds                        fail over, hinted cooldown
     ├── auth              key rejected; an operator must act                  fail over, shown misconfigured
     ├── model_not_found   this provider lacks this model                      fail over, cools (provider, model)
     ├── transient         5xx, timeout, reset, malformed body                 fail over, circuit breaker
+    ├── unreachable       no connection at all (refused, DNS, connect timeout) fail over, circuit breaker
     └── caller_fault      the request itself is wrong                         back to the client, cools nothing
 
 Nothing here knows the wire format: `gateway.web` turns these into OpenAI-shaped answers, and
@@ -36,11 +38,18 @@ if TYPE_CHECKING:
 
 class FailureClass(enum.StrEnum):
     QUOTA = "quota_exhausted"
+    DAILY_LIMIT = "daily_limit"
     RATE_LIMIT = "rate_limited"
     AUTH = "auth"
     MODEL_NOT_FOUND = "model_not_found"
     TRANSIENT = "transient"
+    UNREACHABLE = "unreachable"  # never from an answer: only a transport says it
     CALLER = "caller_fault"
+
+
+# A client is told to retry (x-should-retry: true) only when a rate limit ends within this long:
+# anything later, the gateway itself is the better retry layer, and the client should not sleep on it.
+RETRY_SOON_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +107,11 @@ class ProviderFailed(AttemptFailed):
         """A network or protocol failure, in our own words (`reset`: before any byte, worth one retry)."""
         return cls(Failure(FailureClass.TRANSIENT, detail, reset_before_first_byte=reset))
 
+    @classmethod
+    def unreachable(cls, detail: str) -> ProviderFailed:
+        """No connection could be made at all: the provider is not running, or not where the config says."""
+        return cls(Failure(FailureClass.UNREACHABLE, detail))
+
 
 class CallerFault(AttemptFailed):
     """The upstream rejected the request itself: relayed to the client, nothing fails over."""
@@ -150,6 +164,15 @@ class NoProviderAvailable(GatewayError):
             a.remaining_s or 1.0 for a in self.attempts if a.kind is not AttemptKind.MISSING_KEY and not a.request_only
         ]
         return max(1, math.ceil(min(waits))) if waits else 3600
+
+    def retry_soon_s(self) -> float | None:
+        """When a retry can be served within RETRY_SOON_S (a rate limit about to reset); None when not."""
+        soon = [
+            a.remaining_s
+            for a in self.attempts
+            if a.reason == FailureClass.RATE_LIMIT and a.remaining_s and a.remaining_s <= RETRY_SOON_S
+        ]
+        return min(soon) if soon else None
 
     def request_too_large(self) -> bool:
         """Every provider that was tried refused this request's size, and none is out: retrying cannot help."""

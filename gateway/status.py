@@ -4,6 +4,8 @@ available      it serves
 recovering     its cooldown ran out; the next request to reach it is the probe (it serves)
 cooldown       benched until `until`, for `reason`
 misconfigured  no key set, or its key was rejected (an auth bench): an operator must act
+unreachable    not benched, but nothing answered at its address at the last try (a last-resort
+               provider, or one whose breaker has not opened yet); it is still tried, but not counted as serving
 """
 
 from __future__ import annotations
@@ -21,11 +23,15 @@ if TYPE_CHECKING:
     from gateway.store import Cooldown
 
 
+_NONE: Mapping[str, str] = {}
+
+
 class State(enum.StrEnum):
     AVAILABLE = "available"
     RECOVERING = "recovering"
     COOLDOWN = "cooldown"
     MISCONFIGURED = "misconfigured"
+    UNREACHABLE = "unreachable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +48,11 @@ class ProviderStatus:
     model_benches: dict[str, Cooldown]  # every model bench of this provider, mapped or not (one set by hand)
 
     @classmethod
-    def of(cls, provider: Provider, active: Mapping[str, Cooldown], now: float) -> ProviderStatus:
-        """The status from a view of the active cooldowns (a store's `active(now)`)."""
+    def of(
+        cls, provider: Provider, active: Mapping[str, Cooldown], now: float, unreachable: Mapping[str, str] = _NONE
+    ) -> ProviderStatus:
+        """The status from a view of the active cooldowns (a store's `active(now)`), and of the providers
+        that could not be reached at their last try (name -> why)."""
         cooldown = active.get(provider.name)
         models = {model: active.get(f"{provider.name}/{model}") for model in provider.config.models}
         prefix = f"{provider.name}/"
@@ -52,13 +61,16 @@ class ProviderStatus:
         if provider.key is None:
             state, reason, remaining = State.MISCONFIGURED, AttemptKind.MISSING_KEY.value, None
             detail: str | None = f"set {provider.config.api_key_env}"
-        elif cooldown is not None and cooldown.until <= now:
-            state, reason, remaining = State.RECOVERING, cooldown.reason, 0.0
-            detail = "cooldown over; the next request to reach it is the probe"
-        elif cooldown is not None:
+        elif cooldown is not None and cooldown.until > now:
             state = State.MISCONFIGURED if cooldown.reason == FailureClass.AUTH else State.COOLDOWN
             reason, remaining, until = cooldown.reason, round(cooldown.remaining(now), 1), cooldown.until
             detail = cooldown.detail
+        elif provider.name in unreachable:
+            state, reason, remaining = State.UNREACHABLE, FailureClass.UNREACHABLE.value, None
+            detail = f"{unreachable[provider.name]}; still tried: the next answer from it brings it back"
+        elif cooldown is not None:
+            state, reason, remaining = State.RECOVERING, cooldown.reason, 0.0
+            detail = "cooldown over; the next request to reach it is the probe"
         else:
             state, reason, remaining, detail = State.AVAILABLE, None, None, None
         recovering = cooldown is not None and cooldown.until <= now
@@ -87,8 +99,10 @@ class ProviderStatus:
         return entry
 
 
-def statuses(providers: list[Provider], active: Mapping[str, Cooldown], now: float) -> list[ProviderStatus]:
-    return [ProviderStatus.of(provider, active, now) for provider in providers]
+def statuses(
+    providers: list[Provider], active: Mapping[str, Cooldown], now: float, unreachable: Mapping[str, str] = _NONE
+) -> list[ProviderStatus]:
+    return [ProviderStatus.of(provider, active, now, unreachable) for provider in providers]
 
 
 def _model_state(cooldown: Cooldown | None, now: float) -> dict[str, Any]:

@@ -39,6 +39,7 @@ KEYS = {f: f"sk-canary-{f}-0123456789abcdef" for f in FLAVORS if f != "ollama"}
 KEY_ENV = {f: f"TEST_{f.upper()}_KEY" for f in KEYS}
 MESSAGES = [{"role": "user", "content": "hi"}]
 ADMIN = "admin-key-for-tests-0123456789"
+_FAKES: list[dict[str, FakeUpstream]] = []  # the session's fakes, once made
 AUTH = {"authorization": f"Bearer {ADMIN}"}
 
 
@@ -59,6 +60,14 @@ def bench_in_redis(client: Any, name: str, seconds: int = 600, reason: str = "qu
     client.set(redis_key("cooldown", name), value, ex=seconds)
     client.sadd(redis_key("cooldown-keys"), name)
     client.incr(redis_key("cooldown-version"))
+
+
+def started_checks(state: Callable[[], str]) -> None:
+    """Wait for a new gateway's start-up checks, then forget their reads on every fake."""
+    wait_for(lambda: state() in ("done", "failed"), what="the start-up checks")
+    if _FAKES:
+        for fake in _FAKES[0].values():
+            fake.forget_reads()
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
@@ -88,7 +97,9 @@ def post_and_leave(url: str, body: dict[str, Any], fake: FakeUpstream) -> None:
 @pytest.fixture(scope="session")
 def fakes() -> Iterator[dict[str, FakeUpstream]]:
     servers = {flavor: FakeUpstream(flavor) for flavor in FLAVORS}
+    _FAKES.append(servers)
     yield servers
+    _FAKES.clear()
     for server in servers.values():
         server.close()
 
@@ -170,6 +181,7 @@ def start_gateway(provider_keys: dict[str, str]) -> Iterator[Callable[..., Runni
         thread.start()
         assert server.ready.wait(10), "gateway did not start"
         running.append((server, thread))
+        started_checks(lambda: app.checks)
         return RunningGateway(f"http://127.0.0.1:{sock.getsockname()[1]}", app, log)
 
     yield start
@@ -229,6 +241,7 @@ def spawn_gateway(tmp_path: Path, provider_keys: dict[str, str]) -> Iterator[Cal
             env["GATEWAY_ADMIN_KEY"] = admin_key
         proc = GatewayProcess(path, env)
         procs.append(proc)
+        started_checks(lambda: proc.health()["checks"])
         return proc
 
     yield spawn

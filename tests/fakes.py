@@ -101,6 +101,12 @@ class FakeUpstream:
         with self._lock:
             return sum(1 for r in self.requests if r.path.endswith(path))
 
+    def forget_reads(self) -> None:
+        """Drop the recorded GETs (a gateway's start-up checks: model lists, a balance), so a test sees
+        only the requests it caused; a gateway sends nothing else as a GET."""
+        with self._lock:
+            self.requests = [r for r in self.requests if r.method != "GET"]
+
     def last(self) -> Recorded:
         with self._lock:
             return self.requests[-1]

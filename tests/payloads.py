@@ -18,7 +18,7 @@ class ErrorCase:
     flavor: str  # openai | groq | gemini | deepseek | ollama
     status: int
     body: bytes  # raw bytes exactly as on the wire
-    expect: str  # quota_exhausted | rate_limited | auth | model_not_found | transient | caller_fault
+    expect: str  # quota_exhausted | daily_limit | rate_limited | auth | model_not_found | transient | caller_fault
     headers: dict[str, str] = field(default_factory=dict)  # lower-case names
     retry_after_s: float | None = None  # the cooldown hint the classifier must extract, None = no hint
     bench: bool = True  # False = fail over but do not cool the provider down (request-specific)
@@ -404,7 +404,7 @@ ERROR_CASES: list[ErrorCase] = [
             b"again in 39m59.9s. Need more requests? Upgrade to Dev Tier today at "
             b'https://console.groq.com/settings/billing","type":"requests","code":"rate_limit_exceeded"}}'
         ),
-        expect="quota_exhausted",
+        expect="daily_limit",
         headers={"retry-after": "2400"},
         retry_after_s=2400.0,
         source=(
@@ -422,7 +422,7 @@ ERROR_CASES: list[ErrorCase] = [
             b"try again in 9m59.8s. Need more tokens? Upgrade to Dev Tier today at "
             b'https://console.groq.com/settings/billing","type":"tokens","code":"rate_limit_exceeded"}}'
         ),
-        expect="quota_exhausted",
+        expect="daily_limit",
         headers={"retry-after": "600"},
         retry_after_s=600.0,
         source="U: same shape as TPM, '… tokens per day (TPD)' (PROVIDERS.md §2); numbers and org id plausible (?)",
@@ -535,7 +535,7 @@ ERROR_CASES: list[ErrorCase] = [
             + _GEMINI_HELP
             + b',{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"59s"}]}}]'
         ),
-        expect="quota_exhausted",
+        expect="daily_limit",
         source=(
             "U: https://github.com/continuedev/continue/issues/12643, https://github.com/llmsresearch/paperbanana/"
             "issues/10; list envelope; per-day retryDelay 59s deliberately not trusted; limit value plausible (?)"

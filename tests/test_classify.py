@@ -45,7 +45,7 @@ def test_odd_gemini_details_do_not_crash_the_classifier():
         b'{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":7}]}}'
     )
     failure = classify(FLAVORS["gemini"], parse_error(429, {}, body))
-    assert failure.kind == FailureClass.QUOTA
+    assert failure.kind == FailureClass.DAILY_LIMIT  # the one readable violation is per day
 
 
 # One crafted answer per adjacent pair in the order: it matches both classes, and the earlier one wins.

@@ -84,6 +84,14 @@ class Flavor:
         # Credits come back when someone pays, not after a hinted delay: use the configured cooldown.
         return None
 
+    def is_daily_limit(self, err: UpstreamError) -> bool:
+        # OpenAI has no per-day quota of this kind: its limits are per minute, its credits until paid.
+        return False
+
+    def daily_limit_hint(self, err: UpstreamError) -> float | None:
+        # When the day's budget comes back, where the provider says so (a retry-after, trusted).
+        return retry_after.from_headers(err.headers)
+
     def is_rate_limit(self, err: UpstreamError) -> bool:
         return err.status == 429
 

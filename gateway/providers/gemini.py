@@ -44,11 +44,20 @@ class Gemini(Flavor):
             return True
         if err.rpc_status != "RESOURCE_EXHAUSTED":
             return False
-        for violation in _violations(err):
-            # A per-day quota lasts until the day turns; a quota of 0 means no access on this tier.
-            if "PerDay" in str(violation.get("quotaId", "")) or str(violation.get("quotaValue")) == "0":
-                return True
+        # A quota of 0 means no access on this tier: nothing comes back by waiting.
+        if any(str(violation.get("quotaValue")) == "0" for violation in _violations(err)):
+            return True
         return "limit: 0," in err.message
+
+    def is_daily_limit(self, err: UpstreamError) -> bool:
+        # A per-day quota lasts until the day turns (midnight Pacific time).
+        return err.rpc_status == "RESOURCE_EXHAUSTED" and any(
+            "PerDay" in str(violation.get("quotaId", "")) for violation in _violations(err)
+        )
+
+    def daily_limit_hint(self, err: UpstreamError) -> float | None:
+        # The RetryInfo on a per-day violation says seconds, not the day's end: not trusted.
+        return None
 
     def rate_limit_hint(self, err: UpstreamError) -> float | None:
         delay = _detail(err, "RetryInfo").get("retryDelay")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-from gateway import retry_after
 from gateway.classify import UpstreamError
 from gateway.providers.base import Capability, Flavor
 
@@ -17,14 +16,12 @@ class Groq(Flavor):
 
     def is_quota(self, err: UpstreamError) -> bool:
         # A restricted organisation serves nothing until support acts (a 400, not a caller fault).
-        if super().is_quota(err) or err.code == "organization_restricted":
-            return True
-        # Free-tier daily budgets (RPD/TPD) are sent as 429 rate_limit_exceeded.
-        return err.status == 429 and " per day " in err.message
+        return super().is_quota(err) or err.code == "organization_restricted"
 
-    def quota_hint(self, err: UpstreamError) -> float | None:
-        # The daily window's reset is real and known: Groq sends it as retry-after.
-        return retry_after.from_headers(err.headers)
+    def is_daily_limit(self, err: UpstreamError) -> bool:
+        # Free-tier daily budgets (RPD/TPD) are sent as 429 rate_limit_exceeded; the window's reset is
+        # real and known, and Groq sends it as retry-after (the base hint).
+        return err.status == 429 and " per day " in err.message
 
     def is_rate_limit(self, err: UpstreamError) -> bool:
         # Groq answers 413 when one request exceeds the tier's tokens-per-minute budget.

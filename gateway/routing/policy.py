@@ -19,7 +19,9 @@ RECOVERY_WINDOW_S = 86400.0  # how long a recovering provider waits for its prob
 MAX_BENCH_S = 86400.0  # failed probes double the bench up to this
 # Failures whose cooldown ends with a probe: they last until something changes upstream, so
 # full traffic should not return on a timer alone.
-_PROBED = frozenset({FailureClass.QUOTA, FailureClass.TRANSIENT})
+_PROBED = frozenset({FailureClass.QUOTA, FailureClass.DAILY_LIMIT, FailureClass.TRANSIENT, FailureClass.UNREACHABLE})
+# Failures that count towards the circuit breaker rather than bench at once: they may be one-offs.
+BREAKER_CLASSES = frozenset({FailureClass.TRANSIENT, FailureClass.UNREACHABLE})
 
 
 def bench_key(provider: str, model: str, failure: Failure) -> str:
@@ -28,11 +30,14 @@ def bench_key(provider: str, model: str, failure: Failure) -> str:
 
 
 def bench_s(failure: Failure, limits: Cooldowns) -> float | None:
-    """How long a failure of any class but transient benches; None: not at all."""
+    """How long a failure of any class but those of the breaker benches; None: not at all."""
     hint = failure.retry_after_s
     match failure.kind:
         case FailureClass.QUOTA:
             return min(hint, limits.quota_s) if hint and hint > 0 else limits.quota_s
+        case FailureClass.DAILY_LIMIT:
+            # Until the reset the provider names (a day at most); without one, as long as a quota.
+            return min(hint, MAX_BENCH_S) if hint and hint > 0 else limits.quota_s
         case FailureClass.RATE_LIMIT if failure.bench:
             # The provider's hint, clamped: at least a second (a hint of 0 would un-bench at once and
             # invite a stampede), at most a quota cooldown (a garbled hint must not bench for days).

@@ -23,6 +23,7 @@ from gateway.endpoints import ENDPOINTS, Endpoint
 from gateway.errors import (
     Attempt,
     AttemptKind,
+    CallerFault,
     Failure,
     FailureClass,
     NoProviderAvailable,
@@ -57,16 +58,20 @@ class Router:
                     if provider.supports(endpoint.capability):
                         self._chains.setdefault((endpoint, model), []).append(provider)
         self.breaker = policy.Breaker()
+        # Providers that could not be reached at all at their last try (or start-up check): name -> why.
+        # Shown in their state; it benches nothing by itself (the breaker and the checks do).
+        self.unreachable: dict[str, str] = {}
 
     def adopt(self, previous: Router) -> None:
         self.breaker.adopt(previous.breaker)
+        self.unreachable = previous.unreachable
 
     def models(self) -> list[str]:
         return list(dict.fromkeys(m for p in self.providers for m in p.config.models))
 
     def statuses(self, now: float | None = None) -> list[ProviderStatus]:
         now = time.time() if now is None else now
-        return statuses(self.providers, self.store.active(now), now)
+        return statuses(self.providers, self.store.active(now), now, self.unreachable)
 
     async def complete(self, endpoint: Endpoint, body: dict[str, Any], trace: Trace) -> tuple[Provider, Answer]:
         return await self._route(endpoint, body, trace, stream=False)
@@ -89,9 +94,11 @@ class Router:
             except ProviderFailed as exc:
                 trace.attempts.append(self.record_failure(provider, model, exc.failure, probe=recovering is not None))
                 continue
-            except BaseException:
+            except BaseException as exc:
                 if recovering is not None:  # the caller's fault or a cancel proves nothing either way
                     self.store.release_probe(provider.name)
+                if isinstance(exc, CallerFault):  # but it did answer
+                    self.unreachable.pop(provider.name, None)
                 raise
             self._served(provider, model, recovering, result, trace)
             return provider, result
@@ -146,6 +153,8 @@ class Router:
         return result
 
     def _served(self, provider: Provider, model: str, recovering: Cooldown | None, result: Any, trace: Trace) -> None:
+        if self.unreachable:
+            self.unreachable.pop(provider.name, None)
         if recovering is not None:
             trace.probe = True
             self.store.clear(provider.name)
@@ -162,13 +171,40 @@ class Router:
     def record_success(self, provider: Provider) -> None:
         self.breaker.succeeded(provider.name)
 
-    def record_failure(self, provider: Provider, model: str, failure: Failure, probe: bool = False) -> Attempt:
-        """Bench the provider (or just this model) as the failure's class says, and say why it did not serve."""
+    def checked(self, name: str, finding: Failure | None, reachable: bool) -> None:
+        """What a start-up check found for a provider: a connection refused benches it like a breaker
+        opening (it comes back through a probe), a rejected key like an auth failure."""
+        provider = next((p for p in self.providers if p.name == name), None)
+        if provider is None:  # reloaded away meanwhile
+            return
+        if reachable:
+            self.unreachable.pop(name, None)
+        if finding is None or provider.key is None:  # without a key it is never tried anyway
+            if finding is not None:
+                self.unreachable[name] = finding.detail
+            return
+        opened = self.config.cooldowns.transient_s if finding.kind is FailureClass.UNREACHABLE else None
+        self.record_failure(provider, "", finding, seconds=opened)
+
+    def record_failure(
+        self, provider: Provider, model: str, failure: Failure, probe: bool = False, seconds: float | None = None
+    ) -> Attempt:
+        """Bench the provider (or just this model) as the failure's class says, and say why it did not serve.
+
+        `seconds`: bench this long, whatever the policy says (a start-up check's finding).
+        """
+        if failure.kind is FailureClass.UNREACHABLE:
+            self.unreachable[provider.name] = failure.detail
+        elif self.unreachable:
+            self.unreachable.pop(provider.name, None)  # it answered, if badly
         key = policy.bench_key(provider.name, model, failure)
         now = time.time()
         current = self.store.get(key, now)
         benched = current is not None and current.until > now
-        seconds = None if provider.config.last_resort else self._bench_s(provider, failure, benched)
+        if provider.config.last_resort:
+            seconds = None
+        elif seconds is None:
+            seconds = self._bench_s(provider, failure, benched)
         if probe and failure.bench and current is not None and not benched:
             seconds = policy.after_failed_probe(seconds, current)  # the probe failed: back on the bench
         if seconds and (current is None or now + seconds > current.until):
@@ -196,7 +232,7 @@ class Router:
         )
 
     def _bench_s(self, provider: Provider, failure: Failure, already_benched: bool) -> float | None:
-        if failure.kind is FailureClass.TRANSIENT:
+        if failure.kind in policy.BREAKER_CLASSES:
             # Failures of requests that were in flight when the breaker opened do not count again.
             return None if already_benched else self.breaker.failed(provider.name, self.config.cooldowns)
         return policy.bench_s(failure, self.config.cooldowns)

@@ -42,8 +42,10 @@ def _failure(exc: aiohttp.ClientError, phase: str) -> ProviderFailed:
         return ProviderFailed.transient(f"TLS certificate rejected: {exc.certificate_error}")
     if isinstance(exc, aiohttp.ClientSSLError):
         return ProviderFailed.transient(f"TLS handshake failed: {exc.os_error}")
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return ProviderFailed.transient(f"cannot connect: {exc.os_error.strerror or type(exc.os_error).__name__}")
+    if isinstance(exc, aiohttp.ClientConnectorError):  # refused, no route, DNS: nothing answers there
+        return ProviderFailed.unreachable(f"cannot connect: {exc.os_error.strerror or type(exc.os_error).__name__}")
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return ProviderFailed.unreachable("cannot connect: no connection within the connect timeout")
     if phase == "request" and isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
         # Usually a pooled keep-alive connection the server had closed: safe to send again.
         return ProviderFailed.transient(f"connection reset before any byte: {type(exc).__name__}", reset=True)

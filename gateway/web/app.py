@@ -6,6 +6,10 @@ requests to the endpoint table's routes (gateway.endpoints) skip its routing and
 Reload (SIGHUP or `POST /admin/reload`) builds a new router, edge and key list from the file and
 swaps them in at once; requests in flight finish on what they started with. The store, the
 transports (the HTTP pool) and the metrics live across reloads.
+
+At start and after each reload the free checks of `gateway doctor` run in the background (no
+token spent); what they find for certain (a provider that cannot be reached, a key rejected) goes
+into routing before the first request pays for it, and one block in the log says who can serve.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
+from gateway import checks
 from gateway.client_keys import ClientKeys
 from gateway.endpoints import ENDPOINTS
 from gateway.errors import ConfigError
@@ -68,6 +73,8 @@ class Gateway:
         self.transports = Transports(config.timeouts)
         self.metrics = Metrics(lambda: self.router.statuses())
         self.request_log = request_log if request_log is not None else RequestLog()
+        self.checks = "pending"  # the start-up checks: pending, running, done
+        self._checks_task: asyncio.Task[None] | None = None
         self._apply(config)
         self.api = self._build_api()
         if admin_key:
@@ -92,6 +99,7 @@ class Gateway:
             raise ConfigError("this gateway was not started from a file, so there is nothing to reload")
         config = load_config(self.config_path)
         self._apply(config, self.router)
+        self._start_checks()
         log.warning("reloaded %s: providers %s", self.config_path, ", ".join(p.name for p in config.providers))
         return config
 
@@ -122,6 +130,7 @@ class Gateway:
     async def _lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
         await self.transports.start()
         await self.store.start()
+        self._start_checks()
         # Signals reach only the main thread; a gateway embedded in a test thread reloads by admin call.
         on_signal = self.config_path is not None and threading.current_thread() is threading.main_thread()
         if on_signal:
@@ -131,8 +140,35 @@ class Gateway:
         finally:
             if on_signal:
                 asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            if self._checks_task is not None:
+                self._checks_task.cancel()
             await self.store.close()
             await self.transports.close()
+
+    def _start_checks(self) -> None:
+        if self._checks_task is not None:
+            self._checks_task.cancel()  # a reload: the new config's checks replace the old ones'
+        self.checks = "running"
+        self._checks_task = asyncio.get_running_loop().create_task(self._run_checks(self.router), name="checks")
+
+    async def _run_checks(self, router: Router) -> None:
+        try:
+            checked = await checks.check_all(router.config)
+        except Exception:  # a bug in a check must not leave the state "running" for good, nor stop serving
+            log.exception("start-up checks failed")
+            self.checks = "failed"
+            return
+        for provider, row in checked:
+            router.checked(provider.name, row.finding, row.reachable)
+        self.checks = "done"
+        store = self.store.status()
+        store_line = f"store: {store['backend']} {store['state']}" + (f" ({store['url']})" if "url" in store else "")
+        report = checks.Report([row for _, row in checked], store_line).render()
+        log.warning(
+            "start-up checks (no tokens spent):\n%s\nFix what NOTES says, then reload (kill -HUP, or POST "
+            "/admin/reload) or restart; `gateway doctor` runs these checks again at any time.",
+            report,
+        )
 
     def health(self) -> tuple[int, dict[str, Any]]:
         now = time.time()
@@ -142,7 +178,14 @@ class Gateway:
         providers = [s.as_dict(now) for s in statuses]
         # 200 while the gateway can serve at all, so orchestrators do not restart a useful replica.
         code = 200 if serving else 503
-        return code, {"status": status, "serving": serving, "providers": providers, "store": self.store.status()}
+        store = self.store.status()
+        return code, {
+            "status": status,
+            "serving": serving,
+            "providers": providers,
+            "store": store,
+            "checks": self.checks,
+        }
 
     def _build_api(self) -> FastAPI:
         api = FastAPI(title="LLM fallback gateway", lifespan=self._lifespan, docs_url=None, redoc_url=None)

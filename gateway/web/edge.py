@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import os
 import re
 import time
@@ -185,10 +186,13 @@ class Edge:
                 status, outcome = 413, Outcome.REQUEST_TOO_LARGE
                 body, headers = error_body(413, messages.no_provider(exc), code="request_too_large"), None
             case NoProviderAvailable():
-                wait = exc.retry_after_s()
-                # The official SDKs retry a 503 on their own; past a minute that only delays the user.
+                # The gateway is the retry layer: the official SDKs retry a 503 on their own (sleeping,
+                # then probing the same dead providers), so they are told to only when a rate limit
+                # ends within seconds and the retry can be served.
+                soon = exc.retry_soon_s()
+                wait = math.ceil(soon) if soon is not None else exc.retry_after_s()
                 headers = [(b"retry-after", str(wait).encode())]
-                headers.append((b"x-should-retry", b"true" if wait <= 60 else b"false"))
+                headers.append((b"x-should-retry", b"true" if soon is not None else b"false"))
                 status, outcome = 503, Outcome.NO_PROVIDER
                 body = error_body(503, messages.no_provider(exc), code="no_provider_available")
             case CallerFault():

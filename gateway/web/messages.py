@@ -8,6 +8,8 @@ here can carry a key.
 from __future__ import annotations
 
 import math
+import time
+from urllib.parse import urlsplit
 
 from gateway.errors import Attempt, AttemptKind, FailureClass, NoProviderAvailable
 
@@ -23,6 +25,14 @@ def describe(attempt: Attempt, model: str) -> str:
     match attempt.reason:
         case FailureClass.QUOTA:
             return f"{name}: credits exhausted{wait} or add credits"
+        case FailureClass.DAILY_LIMIT if attempt.remaining_s:
+            at = time.strftime("%H:%M UTC", time.gmtime(time.time() + attempt.remaining_s))
+            return f"{name}: daily limit reached, retry at {at} (in {math.ceil(attempt.remaining_s)} s)"
+        case FailureClass.DAILY_LIMIT:
+            return f"{name}: daily limit reached"
+        case FailureClass.UNREACHABLE:
+            benched = f" (benched{wait})" if attempt.remaining_s else ""
+            return f"{name}: not reachable at {_origin(provider.config.base_url)} — is it running?{benched}"
         case FailureClass.RATE_LIMIT if attempt.request_only:
             return f"{name}: this request exceeds its per-minute token budget"
         case FailureClass.RATE_LIMIT:
@@ -56,3 +66,9 @@ def stream_broken(attempt: Attempt, model: str) -> str:
         f"The stream from {attempt.provider.name} broke after it started ({describe(attempt, model)}); "
         "the answer is incomplete."
     )
+
+
+def _origin(url: str) -> str:
+    """`http://localhost:11434` of `http://localhost:11434/v1`: where the server should be listening."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"  # never a user or password
