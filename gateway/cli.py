@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -66,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
             default=os.environ.get("GATEWAY_URL"),
             help="a running gateway's admin API (needs GATEWAY_ADMIN_KEY); else REDIS_URL directly",
         )
+        command.add_argument(
+            "--config", default=serve.get_default("config"), help="to check the name, with REDIS_URL (as for serve)"
+        )
         command.set_defaults(run=cooldown_command)
     clear.set_defaults(seconds=None, reason=None)
 
@@ -79,50 +81,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cooldown_command(args: argparse.Namespace) -> int:
-    """Through the admin API with --url, else straight to Redis: every replica sees it either way."""
-    if args.url:
-        admin_key = os.environ.get("GATEWAY_ADMIN_KEY")
-        if not admin_key:
-            print("gateway cooldown: set GATEWAY_ADMIN_KEY to use a gateway's admin API", file=sys.stderr)
-            return 2
-        url = f"{args.url.rstrip('/')}/admin/cooldowns/{args.key}"
-        data = None if args.seconds is None else json.dumps({"seconds": args.seconds, "reason": args.reason}).encode()
-        request = urllib.request.Request(
-            url, data=data, method="DELETE" if data is None else "PUT", headers={"authorization": f"Bearer {admin_key}"}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                json.load(response)
-        except urllib.error.HTTPError as exc:
-            print(f"gateway cooldown: {exc.code}: {json.load(exc)['error']['message']}", file=sys.stderr)
-            return 1
-        except OSError as exc:
-            print(f"gateway cooldown: cannot reach {args.url}: {exc}", file=sys.stderr)
-            return 2
-    else:
-        redis_url = os.environ.get("REDIS_URL")
-        if not redis_url:
-            print("gateway cooldown: give --url (a running gateway) or set REDIS_URL", file=sys.stderr)
-            return 2
-        if not asyncio.run(_apply_in_redis(redis_url, args.key, args.seconds, args.reason)):
-            print(f"gateway cooldown: redis at {redis_url} did not answer", file=sys.stderr)
-            return 1
-    print(f"{args.key}: " + ("cleared" if args.seconds is None else f"benched for {args.seconds:g} s ({args.reason})"))
-    return 0
+    from gateway import cooldown_cli
 
-
-async def _apply_in_redis(redis_url: str, key: str, seconds: float | None, reason: str) -> bool:
-    from gateway.store import Cooldown
-    from gateway.store.cooldowns import RedisCooldowns
-
-    store = RedisCooldowns(redis_url, timeout_s=2.0)  # a person can wait longer than a request
-    store.connect()
-    try:
-        now = time.time()
-        cooldown = None if seconds is None else Cooldown(reason, "set by an operator", now, now + seconds)
-        return await store.apply_now(key, cooldown)
-    finally:
-        await store.close()
+    return cooldown_cli.run(args)
 
 
 def keys_hash_command(args: argparse.Namespace) -> int:
@@ -206,13 +167,8 @@ def serve_command(args: argparse.Namespace) -> int:
         config_path=args.config,
         request_log=RequestLog() if args.request_log == "stdout" else RequestLog(None),
     )
-    for provider in app.router.providers:
-        if provider.key is None:
-            logging.getLogger("gateway").warning(
-                "provider %s is misconfigured: %s is not set; it will be skipped",
-                provider.name,
-                provider.config.api_key_env,
-            )
+    # Missing keys, like every other reason a provider cannot serve, are in the one table the start-up
+    # checks log a moment later: one block that says what to fix, not a warning per provider first.
     store = "redis" if os.environ.get("REDIS_URL") else "in-process"
     print(f"gateway: serving {args.config} on http://{args.host}:{args.port} ({store} cooldown store)", file=sys.stderr)
     uvicorn.run(

@@ -131,6 +131,24 @@ def config_dict(fakes: dict[str, FakeUpstream], order: tuple[str, ...] = FLAVORS
     return config
 
 
+# Mapped names that each fake's canned /models list holds, in the forms a config uses: Gemini lists
+# them as models/<name>, Ollama as <name>:latest.
+LISTED = {
+    "openai": {"gpt-4o-mini": "gpt-4o-mini", "text-embedding-3-small": "text-embedding-3-small"},
+    "groq": {"gpt-4o-mini": "llama-3.3-70b-versatile"},
+    "gemini": {"gpt-4o-mini": "gemini-2.0-flash", "text-embedding-3-small": "text-embedding-004"},
+    "deepseek": {"gpt-4o-mini": "deepseek-chat"},
+    "ollama": {"gpt-4o-mini": "llama3.2", "text-embedding-3-small": "nomic-embed-text"},
+}
+
+
+def healthy_config(fakes: dict[str, FakeUpstream]) -> dict[str, Any]:
+    config = config_dict(fakes)
+    for entry in config["providers"]:
+        entry["models"] = LISTED[entry["flavor"]]
+    return config
+
+
 class _Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config) -> None:
         super().__init__(config)

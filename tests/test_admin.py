@@ -8,6 +8,7 @@ import sys
 
 import httpx
 import pytest
+import redis
 
 from tests.conftest import ADMIN, AUTH, ROOT, config_dict, served_by, wait_for
 from tests.fakes import error
@@ -23,6 +24,8 @@ def test_admin_is_off_without_a_key(fakes, start_gateway):
     response = httpx.get(f"{plain.url}/admin/cooldowns", headers=AUTH)
     assert response.status_code == 404
     assert set(response.json()["error"]) == {"message", "type", "param", "code"}
+    assert response.json()["error"]["code"] == "admin_api_disabled"
+    assert "GATEWAY_ADMIN_KEY" in response.json()["error"]["message"]
 
 
 @pytest.mark.parametrize("headers", [{}, {"authorization": "Bearer nope"}, {"authorization": f"Bearer {ADMIN}x"}])
@@ -89,8 +92,10 @@ def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 def test_cli_works_on_redis_directly(fakes, start_gateway, redis_server):
     gateway = start_gateway(config_dict(fakes), redis_server.url)
+    wait_for(lambda: gateway.health()["store"]["state"] == "ok", what="the gateway to use redis")
     result = cli("set", "openai", "--seconds", "300", "--reason", "billing", REDIS_URL=redis_server.url)
     assert result.returncode == 0, result.stderr
+    assert "1 running gateway(s) use it" in result.stdout
     wait_for(lambda: gateway.provider("openai")["reason"] == "billing", timeout=5, what="the CLI bench")
     assert served_by(gateway.client()) == "groq"
     assert cli("clear", "openai", REDIS_URL=redis_server.url).returncode == 0
@@ -105,3 +110,30 @@ def test_cli_works_through_the_admin_api(gateway, fakes):
     refused = cli("clear", "openai", "--url", gateway.url, GATEWAY_ADMIN_KEY="wrong")
     assert refused.returncode == 1 and "401" in refused.stderr
     assert cli("clear", "openai").returncode == 2  # neither --url nor REDIS_URL
+
+
+def test_cli_says_when_the_admin_api_is_off(fakes, start_gateway):
+    plain = start_gateway(config_dict(fakes))
+    result = cli("clear", "openai", "--url", plain.url, GATEWAY_ADMIN_KEY=ADMIN)
+    assert result.returncode == 1
+    assert "admin API is off" in result.stderr and "GATEWAY_ADMIN_KEY" in result.stderr
+
+
+def test_cli_on_redis_says_when_no_gateway_reads_it(fakes, start_gateway, redis_server):
+    in_memory = start_gateway(config_dict(fakes))  # no REDIS_URL: its cooldowns live in its own memory
+    fakes["openai"].script(error("openai-429-insufficient-quota"))
+    assert served_by(in_memory.client()) == "groq"
+    result = cli("clear", "openai", REDIS_URL=redis_server.url)
+    assert result.returncode == 0, result.stderr  # written, for gateways that start on that Redis later
+    assert "no running gateway uses this Redis" in result.stdout
+    assert "admin API (--url" in result.stderr and "restart" in result.stderr
+    assert in_memory.provider("openai")["state"] == "cooldown"  # and indeed nothing changed for it
+
+
+def test_cli_refuses_a_provider_that_is_not_configured(gateway, redis_server):
+    through_api = cli("clear", "opnai", "--url", gateway.url, GATEWAY_ADMIN_KEY=ADMIN)
+    in_redis = cli("set", "opnai", "--seconds", "60", REDIS_URL=redis_server.url)  # checked against providers.yaml
+    for result in (through_api, in_redis):
+        assert result.returncode == 1
+        assert "'opnai'" in result.stderr and "openai, groq, gemini, deepseek, ollama" in result.stderr
+    assert redis.Redis.from_url(redis_server.url).keys("*") == []  # nothing written

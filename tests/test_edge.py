@@ -113,3 +113,21 @@ def test_health_is_503_when_nothing_can_serve(fakes, start_gateway, monkeypatch)
     response = httpx.get(f"{gateway.url}/health")
     assert response.status_code == 503
     assert response.json()["providers"][0]["state"] == "misconfigured"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("POST", "/v1/responses"), ("POST", "/v1/images/generations"), ("GET", "/v1/files")]
+)
+def test_an_endpoint_the_gateway_does_not_serve_says_so_and_lists_what_it_serves(gateway, method, path):
+    error = assert_openai_error(httpx.request(method, f"{gateway.url}{path}", json={"model": "gpt-4o-mini"}), 404)
+    assert error["code"] == "unsupported_endpoint"
+    assert f"{method} {path}" in error["message"] and "does not serve" in error["message"]
+    for served in ("POST /v1/chat/completions", "POST /v1/embeddings", "GET /v1/models", "GET /health"):
+        assert served in error["message"]
+
+
+def test_the_sdk_reads_an_unserved_endpoint_as_not_found_not_a_missing_model(gateway):
+    with pytest.raises(openai.NotFoundError) as caught:
+        gateway.client().responses.create(model="gpt-4o-mini", input="hi")
+    assert caught.value.code == "unsupported_endpoint"
+    assert "/v1/responses" in caught.value.message

@@ -8,7 +8,9 @@ skipped everywhere within about 50 ms.
 Layout (every key under the hash tag `{gateway}`, one Cluster slot; see store.redis):
 `{gateway}:cooldown:<key>` holds the JSON value with TTL = cooldown (plus the recovery window);
 the set `{gateway}:cooldown-keys` indexes them (no SCAN over a shared keyspace); the counter
-`{gateway}:cooldown-version` is bumped on every change; `{gateway}:probe:<key>` is a probe lock.
+`{gateway}:cooldown-version` is bumped on every change; `{gateway}:probe:<key>` is a probe lock;
+the sorted set `{gateway}:gateways` holds each running gateway's last check-in (Redis's own clock),
+so `gateway cooldown` can say whether anybody will see what it writes.
 The extend-only script writes a value, the index and the counter together and a clear deletes
 the three in one transaction, which is why they must share a slot.
 
@@ -31,55 +33,13 @@ from typing import Any
 
 import orjson
 
+from gateway.store import layout
 from gateway.store.base import Cooldown
+from gateway.store.layout import CHECK_IN_S, GATEWAYS, INDEX, VERSION, cooldown_key, probe_key
 from gateway.store.memory import MemoryStore
-from gateway.store.redis import GONE, Poller, RedisLink, WriteBehind, key, stop
+from gateway.store.redis import GONE, Poller, RedisLink, WriteBehind, stop
 
 log = logging.getLogger("gateway.store")
-
-# Extend-only write: a cooldown never replaces one already in Redis that benches until later
-# (another replica's, or this one's from before a late answer), so concurrent failures cannot
-# un-bench a provider. It compares `until`, as the local view does, not the TTL, which also holds
-# the recovery window; a value without a readable `until` is judged by its TTL.
-_EXTEND = """
-local current = redis.call('GET', KEYS[1])
-if current then
-  local ok, doc = pcall(cjson.decode, current)
-  local bench_end = ok and type(doc) == 'table' and tonumber(doc['until'])
-  if bench_end then
-    if bench_end >= tonumber(ARGV[4]) then return 0 end
-  elseif redis.call('PTTL', KEYS[1]) >= tonumber(ARGV[2]) then
-    return 0
-  end
-end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('SADD', KEYS[2], ARGV[3])
-redis.call('INCR', KEYS[3])
-return 1
-"""
-# The probe lock: -1 when this caller won it, else how many ms the current holder keeps it. A lock
-# that still holds this replica's last released token (ARGV[3]) is free: its release is on the way.
-_CLAIM = """
-local held = redis.call('GET', KEYS[1])
-if held and held ~= ARGV[3] then return redis.call('PTTL', KEYS[1]) end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return -1
-"""
-# Release only our own lock: a late release must not free a lock another replica took since.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-INDEX = key("cooldown-keys")
-VERSION = key("cooldown-version")
-
-
-def cooldown_key(name: str) -> str:
-    return key("cooldown", name)
-
-
-def probe_key(name: str) -> str:
-    return key("probe", name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +67,8 @@ class RedisCooldowns(MemoryStore):
         self._poller = Poller(self.link, self._sync_once, poll_s, "cooldown sync")
         self._seen_version: int | None = None
         self._last_full = 0.0
-        self._extend = self._claim = self._release = None
+        self._checked_in = 0.0
+        self._extend = self._claim = self._release = self._check_in = self._checked_in_count = None
 
     # -- the contract -------------------------------------------------------------------------
 
@@ -163,19 +124,27 @@ class RedisCooldowns(MemoryStore):
         self._poller.start()
 
     async def close(self) -> None:
+        if self._checked_in:  # a gateway that stops is not counted any more
+            await self.link.call(lambda r: r.zrem(GATEWAYS, self._token))
         await stop(self.link, self._poller.task(), self._writes.task())
 
     # -- one-off use (the CLI, the doctor): no poller -------------------------------------------
 
     def connect(self) -> None:
         self.link.connect()
-        self._extend = self.link.script(_EXTEND)
-        self._claim = self.link.script(_CLAIM)
-        self._release = self.link.script(_RELEASE)
+        self._extend = self.link.script(layout.EXTEND)
+        self._claim = self.link.script(layout.CLAIM)
+        self._release = self.link.script(layout.RELEASE)
+        self._check_in = self.link.script(layout.CHECK_IN)
+        self._checked_in_count = self.link.script(layout.CHECKED_IN)
 
     async def flush(self) -> bool:
         """Write every local change Redis has not confirmed yet, now; True when none is left."""
         return await self._writes.flush()
+
+    async def gateways(self, within_s: float = 10.0) -> int | None:
+        """How many gateways checked in within `within_s` (None: Redis did not answer)."""
+        return await self.link.call(lambda _r: self._checked_in_count(keys=[GATEWAYS], args=[within_s]))
 
     async def apply_now(self, key: str, cooldown: Cooldown | None) -> bool:
         """Clear (None) or replace one cooldown in Redis and wait for the answer."""
@@ -235,6 +204,9 @@ class RedisCooldowns(MemoryStore):
         now = time.monotonic()
         if (version != self._seen_version or now - self._last_full >= self._resync_s) and await self._reload(version):
             self._last_full = now
+        if now - self._checked_in >= CHECK_IN_S:
+            self._checked_in = now
+            await self.link.call(lambda _r: self._check_in(keys=[GATEWAYS], args=[self._token]))
 
     async def _reload(self, version: int) -> bool:
         pending = self._writes.pending

@@ -1,6 +1,7 @@
 """The admin API: see, set and clear cooldowns by hand ("billing fixed, un-bench OpenAI now").
 
-Mounted only when GATEWAY_ADMIN_KEY is set; without it every /admin path is a 404. Every call
+Mounted only when GATEWAY_ADMIN_KEY is set; without it every /admin path is a 404 that says the
+admin API is off and how to turn it on (code `admin_api_disabled`). Every call
 needs `Authorization: Bearer <admin key>` (compared in constant time), else a 401. A change goes
 to the cooldown store, so with Redis every replica sees it within one sync poll.
 
@@ -30,6 +31,21 @@ def _json(status: int, body: bytes) -> Response:
     return Response(body, status_code=status, media_type="application/json")
 
 
+_METHODS = ["GET", "PUT", "POST", "DELETE", "PATCH"]
+
+
+def add_admin_off_routes(api: FastAPI) -> None:
+    """Without an admin key, every /admin path says so, instead of a bare "Not found"."""
+
+    @api.api_route("/admin/{_path:path}", methods=_METHODS)
+    async def admin_off(_path: str) -> Response:
+        message = (
+            "The admin API is off on this gateway: start it with GATEWAY_ADMIN_KEY set to turn it on "
+            "(then send that key as 'Authorization: Bearer <key>')."
+        )
+        return _json(404, error_body(404, message, code="admin_api_disabled"))
+
+
 def add_admin_routes(api: FastAPI, gateway: Gateway, admin_key: str) -> None:
     expected = f"Bearer {admin_key}".encode()
 
@@ -42,8 +58,12 @@ def add_admin_routes(api: FastAPI, gateway: Gateway, admin_key: str) -> None:
     def unknown(key: str) -> Response | None:
         name, _, model = key.partition("/")
         provider = next((p for p in gateway.router.providers if p.name == name), None)
-        if provider is None or (model and model not in provider.config.models):
-            message = f"No provider {name!r}" + (f" with model {model!r}" if model else "") + " is configured."
+        if provider is None:
+            names = ", ".join(p.name for p in gateway.router.providers)
+            message = f"No provider {name!r} is configured; configured: {names}."
+            return _json(404, error_body(404, message, code="unknown_provider"))
+        if model and model not in provider.config.models:
+            message = f"Provider {name!r} has no model {model!r}; its models: {', '.join(provider.config.models)}."
             return _json(404, error_body(404, message, code="unknown_provider"))
         return None
 

@@ -42,7 +42,7 @@ from gateway.settings import Config, load_config
 from gateway.store import make_store
 from gateway.transport import Transports
 from gateway.web import messages
-from gateway.web.admin import add_admin_routes
+from gateway.web.admin import add_admin_off_routes, add_admin_routes
 from gateway.web.edge import Edge, respond
 from gateway.web.wire import error_body
 
@@ -50,6 +50,13 @@ log = logging.getLogger("gateway")
 _CREATED = int(time.time())
 # Liveness and scraping stay answerable without a gateway key; neither shows a secret.
 _OPEN_PATHS = frozenset({"/health", "/metrics"})
+_SERVED = (
+    *(f"POST /v1{endpoint.path}" for endpoint in ENDPOINTS),
+    "GET /v1/models",
+    "GET /v1/models/{model}",
+    "GET /health",
+    "GET /metrics",
+)
 
 
 def _json(status: int, body: bytes, headers: dict[str, str] | None = None) -> Response:
@@ -79,6 +86,8 @@ class Gateway:
         self.api = self._build_api()
         if admin_key:
             add_admin_routes(self.api, self, admin_key)
+        else:
+            add_admin_off_routes(self.api)
 
     def _apply(self, config: Config, previous: Router | None = None) -> None:
         router = Router(config, self.store, self.transports, self.metrics)
@@ -212,9 +221,14 @@ class Gateway:
             return _json(200, orjson.dumps(_model(model)))
 
         @api.exception_handler(HTTPException)
-        async def http_error(_request: Request, exc: HTTPException) -> Response:
-            message = "Not found." if exc.status_code == 404 else str(exc.detail)
-            return _json(exc.status_code, error_body(exc.status_code, message), getattr(exc, "headers", None))
+        async def http_error(request: Request, exc: HTTPException) -> Response:
+            if exc.status_code == 404:  # no such route: say so, and what is served, not "not found" like a model
+                message = (
+                    f"Invalid URL ({request.method} {request.url.path}): this gateway does not serve it. "
+                    f"It serves: {', '.join(_SERVED)}."
+                )
+                return _json(404, error_body(404, message, code="unsupported_endpoint"))
+            return _json(exc.status_code, error_body(exc.status_code, str(exc.detail)), getattr(exc, "headers", None))
 
         @api.exception_handler(RequestValidationError)
         async def invalid(_request: Request, exc: RequestValidationError) -> Response:

@@ -54,7 +54,8 @@ def describe(attempt: Attempt, model: str) -> str:
 
 def no_provider(exc: NoProviderAvailable) -> str:
     reasons = "; ".join(describe(attempt, exc.model) for attempt in exc.attempts)
-    return f"No provider can serve model '{exc.model}' right now. {reasons}."
+    text = f"No provider can serve model '{exc.model}' right now. {reasons}"
+    return text if text.endswith(("?", ".", ")")) else text + "."
 
 
 def unknown_model(model: str) -> str:
