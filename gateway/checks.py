@@ -151,6 +151,11 @@ def _check_models(row: Row, provider: Provider, status: int, body: bytes) -> Non
     # The same reading of an error body as a failed request gets; the headers are not needed here.
     failure = judge(provider, parse_error(status, {}, body), body).failure  # our key scrubbed from its words
     match failure.kind:
+        case FailureClass.AUTH if status == 403:
+            # A key may lack only the permission to list models (OpenAI's restricted keys) and still serve.
+            row.models = "not verified"
+            env = provider.config.api_key_env
+            row.warnings.append(f"the key may not list models (HTTP 403); if requests fail too, check {env}")
         case FailureClass.AUTH:  # no provider text: DeepSeek's quotes the key's last characters
             row.finding = failure
             row.models = "key rejected"

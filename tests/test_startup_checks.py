@@ -55,6 +55,8 @@ def test_a_rejected_key_is_known_before_the_first_request(fakes, start_gateway):
 
 def test_a_failing_or_unreadable_model_list_proves_nothing(fakes, start_gateway):
     fakes["openai"].script(Reply(status=500, body=b'{"error": {"message": "oops"}}'), path="/models")
+    forbidden = b'{"error": {"message": "You have insufficient permissions for this operation.", "code": null}}'
+    fakes["deepseek"].script(Reply(status=403, body=forbidden), path="/models")  # a key that may not list
     fakes["groq"].script(Reply(body=b"<html>not a list</html>"), path="/models")
     fakes["gemini"].script(Reply(status=429, body=b'{"error": {"message": "slow down"}}'), path="/models")
     gateway = start_gateway(config_dict(fakes))
