@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import orjson
@@ -38,6 +39,7 @@ class Row:
     warnings: list[str] = field(default_factory=list)
     finding: Failure | None = None  # what routing should know: unreachable, or the key rejected
     reachable: bool = False  # it answered over HTTP at all
+    key_accepted: bool = False  # its model list answered 200 to its key
 
     @property
     def verdict(self) -> str:
@@ -65,14 +67,27 @@ class Report:
         return "\n".join([*lines, self.store, f"{serving} of {len(self.rows)} providers can serve"])
 
 
-async def check_all(config: Config) -> list[tuple[Provider, Row]]:
-    """Every configured provider's checks, at once, each bounded: a person (or a starting gateway) is
-    waiting, so a provider that has not answered in 10 s is reported, not waited for."""
+Found = Callable[[Provider, Row], None]
+
+
+async def check_all(
+    config: Config, names: set[str] | None = None, attempts: int = 1, found: Found | None = None
+) -> list[tuple[Provider, Row]]:
+    """The checks of the configured providers (or of those `names`), at once, each bounded: a person (or
+    a starting gateway) is waiting, so a provider that has not answered in 10 s is reported, not waited
+    for. `found` hears of each provider as soon as its own checks are done."""
     transports = Transports(Timeouts(connect_s=min(config.timeouts.connect_s, 5), total_s=10))
-    providers = configure(config, transports)
+    providers = [p for p in configure(config, transports) if names is None or p.name in names]
+
+    async def one(provider: Provider) -> tuple[Provider, Row]:
+        row = await check(provider, attempts)
+        if found is not None:
+            found(provider, row)
+        return provider, row
+
     await transports.start()
     try:
-        return list(zip(providers, await asyncio.gather(*(check(p) for p in providers)), strict=True))
+        return list(await asyncio.gather(*(one(p) for p in providers)))
     finally:
         await transports.close()
 
@@ -96,22 +111,32 @@ def _check_key(row: Row, provider: Provider) -> None:
         row.warnings.append(f"{env} does not look like a {flavor.name} key ({flavor.key_hint}); checked anyway")
 
 
-async def check(provider: Provider) -> Row:
+async def check(provider: Provider, attempts: int = 1) -> Row:
+    """One provider's checks. `attempts`: how many connections must fail, 0.5 s apart, before it is
+    called unreachable (a gateway asks as many as open its breaker: one refused connect at boot may
+    be a blip)."""
     row = Row(provider.name)
     _check_key(row, provider)
-    try:
-        status, body = await provider.transport.get(provider, provider.config.base_url + "/models")
-    except ProviderFailed as exc:  # DNS, refused, TLS, no answer: in the words a request would get
-        row.connection = "failed"
-        row.problems.append(exc.failure.detail)
-        if exc.failure.kind is FailureClass.UNREACHABLE:
-            row.finding = exc.failure
-    else:
-        row.connection, row.reachable = "ok", True
-        if provider.key is not None:  # without one, a 401 is expected: only the connection was in question
-            _check_models(row, provider, status, body)
-            if status == 200:
-                await _check_balance(row, provider)
+    for attempt in range(attempts):
+        try:
+            status, body = await provider.transport.get(provider, provider.config.base_url + "/models")
+        except ProviderFailed as exc:  # DNS, refused, TLS, no answer: in the words a request would get
+            failure = exc.failure
+            if failure.kind is FailureClass.UNREACHABLE and attempt + 1 < attempts:
+                await asyncio.sleep(0.5)  # in the background: nobody waits on it
+                continue
+            row.connection = "failed"
+            row.problems.append(failure.detail)
+            if failure.kind is FailureClass.UNREACHABLE:
+                row.finding = failure
+            return row
+        break
+    row.connection, row.reachable = "ok", True
+    if provider.key is not None:  # without one, a 401 is expected: only the connection was in question
+        _check_models(row, provider, status, body)
+        if status == 200:
+            row.key_accepted = True
+            await _check_balance(row, provider)
     return row
 
 
@@ -149,13 +174,14 @@ def _check_models(row: Row, provider: Provider, status: int, body: bytes) -> Non
             row.warnings.append(f"not listed: {', '.join(missing)}")
         return
     # The same reading of an error body as a failed request gets; the headers are not needed here.
-    failure = judge(provider, parse_error(status, {}, body), body).failure  # our key scrubbed from its words
+    err = parse_error(status, {}, body)
+    failure = judge(provider, err, body).failure  # our key scrubbed from its words
     match failure.kind:
-        case FailureClass.AUTH if status == 403:
+        case FailureClass.AUTH if provider.flavor.is_missing_permission(err):
             # A key may lack only the permission to list models (OpenAI's restricted keys) and still serve.
             row.models = "not verified"
             env = provider.config.api_key_env
-            row.warnings.append(f"the key may not list models (HTTP 403); if requests fail too, check {env}")
+            row.warnings.append(f"the key may not list models (HTTP {status}); if requests fail too, check {env}")
         case FailureClass.AUTH:  # no provider text: DeepSeek's quotes the key's last characters
             row.finding = failure
             row.models = "key rejected"

@@ -22,8 +22,13 @@ import urllib.request
 from gateway.errors import ConfigError
 from gateway.settings import Config, load_config
 
+_MAX_BENCH_S = 30 * 86400  # as the admin API
+
 
 def run(args: argparse.Namespace) -> int:
+    if args.seconds is not None and not 0 < args.seconds <= _MAX_BENCH_S:
+        _say(f"--seconds must be more than 0 and at most {_MAX_BENCH_S} (30 days), not {args.seconds:g}")
+        return 2
     if args.url:
         return _through_gateway(args)
     redis_url = os.environ.get("REDIS_URL")
@@ -74,13 +79,13 @@ def _through_gateway(args: argparse.Namespace) -> int:
             json.load(response)
     except urllib.error.HTTPError as exc:
         try:
-            error = json.load(exc)["error"]
-        except (ValueError, KeyError, TypeError):
-            error = {"message": f"HTTP {exc.code}", "code": None}
+            message = str(json.load(exc)["error"]["message"])
+        except (ValueError, KeyError, TypeError):  # not a gateway's answer
+            message = f"HTTP {exc.code} from {args.url}: is that a gateway?"
         if exc.code == 401:
             _say("the gateway refused the admin key (401): GATEWAY_ADMIN_KEY here must be the one it was started with")
         else:
-            _say(error["message"])  # the admin API says what is wrong and what to do
+            _say(message)  # the admin API says what is wrong and what to do
         return 1
     except OSError as exc:
         _say(f"cannot reach {args.url}: {exc}")
@@ -110,6 +115,9 @@ async def _in_redis(redis_url: str, args: argparse.Namespace) -> int:
         await store.close()
     if gateways:
         print(f"{args.key}: {_done(args)} in {where}; {gateways} running gateway(s) use it and see it within a second")
+        return 0
+    if gateways is None:
+        print(f"{args.key}: {_done(args)} in {where} (how many gateways use it could not be read)")
         return 0
     print(f"{args.key}: {_done(args)} in {where}, but no running gateway uses this Redis")
     _say(

@@ -143,6 +143,7 @@ class Attempt:
     status: int | None = None  # the upstream's HTTP status, when it answered
     cause: str = ""  # our own words for a network failure; never provider text
     request_only: bool = False  # the failure belongs to this request (too large), not to the provider
+    retry_in_s: float | None = None  # not benched (a last-resort provider), but its hint says when it serves
 
     @property
     def label(self) -> str:
@@ -161,17 +162,28 @@ class NoProviderAvailable(GatewayError):
     def retry_after_s(self) -> int:
         """The soonest a retry can help: the shortest cooldown, or 1 s after failures that benched nothing."""
         waits = [
-            a.remaining_s or 1.0 for a in self.attempts if a.kind is not AttemptKind.MISSING_KEY and not a.request_only
+            a.remaining_s or a.retry_in_s or 1.0
+            for a in self.attempts
+            if a.kind is not AttemptKind.MISSING_KEY and not a.request_only
         ]
         return max(1, math.ceil(min(waits))) if waits else 3600
 
     def retry_soon_s(self) -> float | None:
-        """When a retry can be served within RETRY_SOON_S (a rate limit about to reset); None when not."""
-        soon = [
-            a.remaining_s
-            for a in self.attempts
-            if a.reason == FailureClass.RATE_LIMIT and a.remaining_s and a.remaining_s <= RETRY_SOON_S
-        ]
+        """When a retry can be served within RETRY_SOON_S; None when not.
+
+        That is a rate limit about to reset, or a provider that answered a 5xx once and is not benched
+        (its breaker has not opened: the next try may well be served). Never a provider that cannot be
+        reached, one timing out, one benched for longer, or one whose key is missing.
+        """
+        soon = []
+        for a in self.attempts:
+            if a.reason == FailureClass.RATE_LIMIT and not a.request_only:
+                wait = a.remaining_s if a.remaining_s is not None else a.retry_in_s
+                if wait is not None and wait <= RETRY_SOON_S:
+                    soon.append(wait)
+            elif a.kind is AttemptKind.FAILED and a.reason == FailureClass.TRANSIENT:
+                if a.status is not None and a.remaining_s is None:
+                    soon.append(1.0)
         return min(soon) if soon else None
 
     def request_too_large(self) -> bool:

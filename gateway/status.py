@@ -4,8 +4,8 @@ available      it serves
 recovering     its cooldown ran out; the next request to reach it is the probe (it serves)
 cooldown       benched until `until`, for `reason`
 misconfigured  no key set, or its key was rejected (an auth bench): an operator must act
-unreachable    not benched, but nothing answered at its address at the last try (a last-resort
-               provider, or one whose breaker has not opened yet); it is still tried, but not counted as serving
+unreachable    a last-resort provider (never benched) that nothing answered for at its last try or
+               check; still tried, and checked again, but not counted as serving
 """
 
 from __future__ import annotations
@@ -65,12 +65,12 @@ class ProviderStatus:
             state = State.MISCONFIGURED if cooldown.reason == FailureClass.AUTH else State.COOLDOWN
             reason, remaining, until = cooldown.reason, round(cooldown.remaining(now), 1), cooldown.until
             detail = cooldown.detail
-        elif provider.name in unreachable:
-            state, reason, remaining = State.UNREACHABLE, FailureClass.UNREACHABLE.value, None
-            detail = f"{unreachable[provider.name]}; still tried: the next answer from it brings it back"
         elif cooldown is not None:
             state, reason, remaining = State.RECOVERING, cooldown.reason, 0.0
             detail = "cooldown over; the next request to reach it is the probe"
+        elif provider.name in unreachable:
+            state, reason, remaining = State.UNREACHABLE, FailureClass.UNREACHABLE.value, None
+            detail = f"{unreachable[provider.name]}; still tried, and checked again every few seconds"
         else:
             state, reason, remaining, detail = State.AVAILABLE, None, None, None
         recovering = cooldown is not None and cooldown.until <= now

@@ -73,7 +73,7 @@ def _loop() -> _Loop:
 
 
 class FakeUpstream:
-    def __init__(self, flavor: str) -> None:
+    def __init__(self, flavor: str, port: int = 0) -> None:
         self.flavor = flavor
         self._lock = threading.Lock()
         self._scripts: dict[str, collections.deque[Reply]] = collections.defaultdict(collections.deque)
@@ -82,12 +82,12 @@ class FakeUpstream:
         self.disconnected = threading.Event()  # a client left while this server was still answering
         self._release: asyncio.Event | None = None
         self._server: asyncio.Server | None = None
-        self.port = _loop().run(self._start())
+        self.port = _loop().run(self._start(port))  # 0: any free port
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
 
-    async def _start(self) -> int:
+    async def _start(self, port: int) -> int:
         self._release = asyncio.Event()
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", port)
         return self._server.sockets[0].getsockname()[1]
 
     # -- the test's side ------------------------------------------------------------------------

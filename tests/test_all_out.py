@@ -93,3 +93,28 @@ def test_groqs_daily_limit_is_worded_as_one_with_its_reset(fakes, start_gateway)
     assert "credits" not in caught.value.message
     entry = gateway.provider("groq")
     assert (entry["state"], entry["reason"]) == ("cooldown", "daily_limit")
+
+
+def test_a_one_off_5xx_from_the_only_provider_is_worth_the_sdks_own_retry(fakes, start_gateway, monkeypatch):
+    for flavor in ("groq", "gemini", "deepseek"):
+        monkeypatch.delenv(KEY_ENV[flavor])
+    gateway = start_gateway(config_dict(fakes, order=("openai", "groq", "gemini", "deepseek")))
+    fakes["openai"].script(error("openai-500-server-error"))
+    client, sent = default_client(gateway.url)
+    answer = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert answer.choices[0].message.content == "Hello from openai"
+    assert sent == ["/v1/chat/completions"] * 2  # its breaker had not opened: the 503 said retry in 1 s
+
+
+def test_a_last_resort_about_to_reset_is_worth_a_retry_though_never_benched(fakes, start_gateway):
+    config = config_dict(fakes, order=("openai", "ollama"))
+    config["providers"][1]["last_resort"] = True
+    gateway = start_gateway(config)
+    fakes["openai"].script(error("openai-429-insufficient-quota"))
+    reply = error("ollama-503-server-busy")
+    reply.headers["retry-after"] = "1"
+    fakes["ollama"].script(reply)
+    client, sent = default_client(gateway.url)
+    answer = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert answer.choices[0].message.content == "Hello from ollama"
+    assert sent == ["/v1/chat/completions"] * 2

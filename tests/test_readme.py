@@ -42,3 +42,10 @@ def test_the_set_up_names_every_key_variable_and_the_python_it_needs():
         if "api_key_env" in provider:
             assert f"`{provider['api_key_env']}`" in set_up, provider["name"]
     assert "Python 3.11" in set_up and "venv" in set_up
+
+
+def test_the_layout_has_one_line_for_every_module():
+    listed = set(re.findall(r"^(gateway/\S+\.py) ", section("Layout"), re.M))
+    modules = {str(p.relative_to(ROOT)) for p in (ROOT / "gateway").rglob("*.py")}
+    assert listed <= modules  # nothing that is gone
+    assert {m for m in modules if not m.endswith(("__init__.py", "__main__.py"))} <= listed  # nothing left out

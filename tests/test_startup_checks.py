@@ -9,10 +9,22 @@ import subprocess
 import sys
 
 import httpx
+import redis
 import yaml
 
-from tests.conftest import ADMIN, AUTH, KEY_ENV, ROOT, config_dict, free_port, healthy_config, served_by, wait_for
-from tests.fakes import Reply, error
+from tests.conftest import (
+    ADMIN,
+    AUTH,
+    KEY_ENV,
+    ROOT,
+    bench_in_redis,
+    config_dict,
+    free_port,
+    healthy_config,
+    served_by,
+    wait_for,
+)
+from tests.fakes import FakeUpstream, Reply, error
 
 
 def doctor_serving(config: dict, tmp_path) -> int:
@@ -57,6 +69,10 @@ def test_a_failing_or_unreadable_model_list_proves_nothing(fakes, start_gateway)
     fakes["openai"].script(Reply(status=500, body=b'{"error": {"message": "oops"}}'), path="/models")
     forbidden = b'{"error": {"message": "You have insufficient permissions for this operation.", "code": null}}'
     fakes["deepseek"].script(Reply(status=403, body=forbidden), path="/models")  # a key that may not list
+    # OpenAI says the same of a restricted key with a 401 and the scope it lacks: still not a rejected key.
+    scope = b'{"error": {"message": "You have insufficient permissions for this operation. Missing scopes: '
+    scope += b'api.model.read.", "type": "invalid_request_error", "code": "missing_scope"}}'
+    fakes["ollama"].script(Reply(status=401, body=scope), path="/models")
     fakes["groq"].script(Reply(body=b"<html>not a list</html>"), path="/models")
     fakes["gemini"].script(Reply(status=429, body=b'{"error": {"message": "slow down"}}'), path="/models")
     gateway = start_gateway(config_dict(fakes))
@@ -96,3 +112,28 @@ def test_a_gateway_without_keys_says_once_who_can_serve_and_how_to_fix_it(fakes,
         assert f"no API key: set {env}" in block
     assert "gateway doctor" in block and "reload" in block
     assert block.count("start-up checks") == 1
+
+
+def test_a_last_resort_that_comes_back_is_seen_without_any_request(fakes, start_gateway):
+    port = free_port()
+    config = config_dict(fakes, order=("openai", "ollama"), cooldowns={"transient_s": 0.2})
+    config["providers"][1].update(base_url=f"http://127.0.0.1:{port}/v1", last_resort=True)
+    gateway = start_gateway(config)
+    assert gateway.provider("ollama")["state"] == "unreachable"
+    revived = FakeUpstream("ollama", port)  # Ollama starts, and no request is sent to anything
+    try:
+        wait_for(lambda: gateway.provider("ollama")["state"] == "available", what="the check to see it back")
+    finally:
+        revived.close()
+    assert revived.calls() == 0
+
+
+def test_what_a_check_disproves_is_cleared(fakes, start_gateway, redis_server):
+    client = redis.Redis.from_url(redis_server.url)
+    bench_in_redis(client, "openai", reason="unreachable")  # another replica could not reach it, once
+    bench_in_redis(client, "groq", reason="auth")  # and found groq's key rejected, before it was fixed
+    bench_in_redis(client, "gemini", reason="quota_exhausted")  # a check cannot see credits: this stays
+    gateway = start_gateway(config_dict(fakes), redis_server.url)
+    wait_for(lambda: gateway.provider("openai")["state"] == "available", what="the unreachable bench to go")
+    wait_for(lambda: gateway.provider("groq")["state"] == "available", what="the key bench to go")
+    assert gateway.provider("gemini")["state"] == "cooldown"

@@ -76,6 +76,13 @@ class Flavor:
     def is_auth(self, err: UpstreamError) -> bool:
         return err.status in (401, 403) or err.code == "invalid_api_key"
 
+    def is_missing_permission(self, err: UpstreamError) -> bool:
+        # A key that works but may not do this one thing: OpenAI's restricted keys answer 401 or 403
+        # "You have insufficient permissions for this operation. Missing scopes: api.model.read". Only
+        # the start-up checks ask: for a model list it proves nothing; for a request it is still auth.
+        message = err.message.lower()
+        return err.status == 403 or err.code == "missing_scope" or "insufficient permissions" in message
+
     def is_quota(self, err: UpstreamError) -> bool:
         # 402 Payment Required means an empty balance wherever it appears (DeepSeek, Gemini prepaid).
         return err.status == 402 or err.type in _QUOTA_CODES or err.code in _QUOTA_CODES

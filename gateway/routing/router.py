@@ -170,18 +170,32 @@ class Router:
 
     def record_success(self, provider: Provider) -> None:
         self.breaker.succeeded(provider.name)
+        if self.unreachable:
+            self.unreachable.pop(provider.name, None)
 
-    def checked(self, name: str, finding: Failure | None, reachable: bool) -> None:
-        """What a start-up check found for a provider: a connection refused benches it like a breaker
-        opening (it comes back through a probe), a rejected key like an auth failure."""
+    def checked(self, name: str, finding: Failure | None, reachable: bool, key_accepted: bool) -> None:
+        """What a start-up check found for a provider, as soon as it is known.
+
+        Nothing answered: benched like a breaker that opened (it comes back through a probe), or, for
+        a last-resort provider, shown as unreachable and never benched. Its key rejected: benched like
+        an auth failure. And what the check disproves goes: a bench for being unreachable when it
+        answered, one for its key when the key was accepted.
+        """
         provider = next((p for p in self.providers if p.name == name), None)
         if provider is None:  # reloaded away meanwhile
             return
         if reachable:
             self.unreachable.pop(name, None)
+            current = self.store.get(name, time.time())
+            if current is not None and (
+                current.reason == FailureClass.UNREACHABLE or (key_accepted and current.reason == FailureClass.AUTH)
+            ):
+                self.store.clear(name)
+                self.record_success(provider)
         if finding is None or provider.key is None:  # without a key it is never tried anyway
-            if finding is not None:
-                self.unreachable[name] = finding.detail
+            return
+        if finding.kind is FailureClass.UNREACHABLE and provider.config.last_resort:
+            self.unreachable[name] = finding.detail
             return
         opened = self.config.cooldowns.transient_s if finding.kind is FailureClass.UNREACHABLE else None
         self.record_failure(provider, "", finding, seconds=opened)
@@ -194,7 +208,8 @@ class Router:
         `seconds`: bench this long, whatever the policy says (a start-up check's finding).
         """
         if failure.kind is FailureClass.UNREACHABLE:
-            self.unreachable[provider.name] = failure.detail
+            if provider.config.last_resort:  # never benched: its state says it instead
+                self.unreachable[provider.name] = failure.detail
         elif self.unreachable:
             self.unreachable.pop(provider.name, None)  # it answered, if badly
         key = policy.bench_key(provider.name, model, failure)
@@ -221,15 +236,11 @@ class Router:
         if probe:
             self.store.release_probe(provider.name)
         cause = failure.detail if failure.status is None else ""
-        return Attempt(
-            provider,
-            AttemptKind.FAILED,
-            failure.kind.value,
-            seconds,
-            failure.status,
-            cause,
-            request_only=not failure.bench,
-        )
+        retry_in = None
+        if provider.config.last_resort and failure.kind is FailureClass.RATE_LIMIT:
+            retry_in = policy.bench_s(failure, self.config.cooldowns)  # never benched, but its hint holds
+        kind, request_only = AttemptKind.FAILED, not failure.bench
+        return Attempt(provider, kind, failure.kind.value, seconds, failure.status, cause, request_only, retry_in)
 
     def _bench_s(self, provider: Provider, failure: Failure, already_benched: bool) -> float | None:
         if failure.kind in policy.BREAKER_CLASSES:

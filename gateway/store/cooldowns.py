@@ -24,6 +24,8 @@ replica's active cooldowns are written back.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import logging
 import secrets
@@ -68,6 +70,7 @@ class RedisCooldowns(MemoryStore):
         self._seen_version: int | None = None
         self._last_full = 0.0
         self._checked_in = 0.0
+        self._synced = asyncio.Event()  # the view has been read from Redis once (or Redis is down)
         self._extend = self._claim = self._release = self._check_in = self._checked_in_count = None
 
     # -- the contract -------------------------------------------------------------------------
@@ -122,6 +125,10 @@ class RedisCooldowns(MemoryStore):
     async def start(self) -> None:
         self.connect()
         self._poller.start()
+
+    async def synced(self, timeout_s: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._synced.wait(), timeout_s)
 
     async def close(self) -> None:
         if self._checked_in:  # a gateway that stops is not counted any more
@@ -195,6 +202,8 @@ class RedisCooldowns(MemoryStore):
     async def _sync_once(self) -> None:
         raw = await self.link.call(lambda r: r.get(VERSION))
         if self.link.state != "ok":
+            if self.link.state == "down":
+                self._synced.set()  # nothing more to wait for: the local view is what there is
             return
         version = int(raw) if raw is not None else 0
         if self._seen_version is not None and version < self._seen_version:
@@ -242,6 +251,7 @@ class RedisCooldowns(MemoryStore):
                 view.pop(name, None)
         self._view = view
         self._seen_version = version
+        self._synced.set()
         if expired:
             await self.link.call(lambda r: r.srem(INDEX, *expired))
         return True

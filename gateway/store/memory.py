@@ -53,5 +53,8 @@ class MemoryStore:
     async def start(self) -> None:
         pass
 
+    async def synced(self, timeout_s: float) -> None:
+        pass
+
     async def close(self) -> None:
         pass

@@ -173,7 +173,7 @@ class HttpTransport:
             async with asyncio.timeout(self.timeouts.total_s):
                 async with self._session.get(url, headers=headers) as response:
                     return response.status, await _read_capped(response, _MAX_ERROR_BODY * 16)
+        except aiohttp.ClientError as exc:  # first: a connect timeout is a ClientError and a TimeoutError
+            raise _failure(exc, "get") from exc
         except TimeoutError as exc:
             raise ProviderFailed.transient(f"no answer within {self.timeouts.total_s:g} s") from exc
-        except aiohttp.ClientError as exc:
-            raise _failure(exc, "get") from exc

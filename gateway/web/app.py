@@ -36,6 +36,7 @@ from gateway.client_keys import ClientKeys
 from gateway.endpoints import ENDPOINTS
 from gateway.errors import ConfigError
 from gateway.metrics import CONTENT_TYPE, Metrics
+from gateway.providers import Provider
 from gateway.request_log import RequestLog
 from gateway.routing.router import Router
 from gateway.settings import Config, load_config
@@ -149,35 +150,50 @@ class Gateway:
         finally:
             if on_signal:
                 asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
-            if self._checks_task is not None:
-                self._checks_task.cancel()
+            if self._checks_task is not None and not self._checks_task.done():
+                self._checks_task.cancel()  # and let it close its own connections, for a moment at most
+                await asyncio.wait([self._checks_task], timeout=1.0)
             await self.store.close()
             await self.transports.close()
 
     def _start_checks(self) -> None:
         if self._checks_task is not None:
-            self._checks_task.cancel()  # a reload: the new config's checks replace the old ones'
+            self._checks_task.cancel()  # a reload: the new config's checks replace the old ones
         self.checks = "running"
         self._checks_task = asyncio.get_running_loop().create_task(self._run_checks(self.router), name="checks")
 
     async def _run_checks(self, router: Router) -> None:
+        cooldowns = router.config.cooldowns
+
+        def found(provider: Provider, row: checks.Row) -> None:  # each provider as soon as it is known
+            router.checked(provider.name, row.finding, row.reachable, row.key_accepted)
+
         try:
-            checked = await checks.check_all(router.config)
+            await self.store.synced(2.0)  # so that what the checks disprove is in the view to be cleared
+            # As many refused connections as open the breaker: one at boot may be a blip.
+            checked = await checks.check_all(router.config, attempts=cooldowns.transient_failures, found=found)
         except Exception:  # a bug in a check must not leave the state "running" for good, nor stop serving
             log.exception("start-up checks failed")
             self.checks = "failed"
             return
-        for provider, row in checked:
-            router.checked(provider.name, row.finding, row.reachable)
         self.checks = "done"
         store = self.store.status()
         store_line = f"store: {store['backend']} {store['state']}" + (f" ({store['url']})" if "url" in store else "")
-        report = checks.Report([row for _, row in checked], store_line).render()
         log.warning(
-            "start-up checks (no tokens spent):\n%s\nFix what NOTES says, then reload (kill -HUP, or POST "
-            "/admin/reload) or restart; `gateway doctor` runs these checks again at any time.",
-            report,
+            "start-up checks (no tokens spent):\n%s\nFix what NOTES says: a key variable needs a restart; a changed "
+            "providers.yaml a reload (kill -HUP, or POST /admin/reload with GATEWAY_ADMIN_KEY). "
+            "`gateway doctor` runs these checks again at any time.",
+            checks.Report([row for _, row in checked], store_line).render(),
         )
+        # A last-resort provider is never benched, so while no request reaches it nothing else would
+        # notice it coming back: check it again, for free, every transient_s (until a reload or stop).
+        while True:
+            await asyncio.sleep(cooldowns.transient_s)
+            if router.unreachable:
+                try:
+                    await checks.check_all(router.config, names=set(router.unreachable), found=found)
+                except Exception:
+                    log.exception("checking unreachable providers again failed")
 
     def health(self) -> tuple[int, dict[str, Any]]:
         now = time.time()
