@@ -125,9 +125,9 @@ async def check(provider: Provider, attempts: int = 1) -> Row:
             if failure.kind is FailureClass.UNREACHABLE and attempt + 1 < attempts:
                 await asyncio.sleep(0.5)  # in the background: nobody waits on it
                 continue
-            row.connection = "failed"
+            row.connection = "redirects" if failure.kind is FailureClass.REDIRECTED else "failed"
             row.problems.append(failure.detail)
-            if failure.kind is FailureClass.UNREACHABLE:
+            if failure.kind in (FailureClass.UNREACHABLE, FailureClass.REDIRECTED):  # certain: tell routing
                 row.finding = failure
             return row
         break

@@ -87,7 +87,9 @@ def cooldown_command(args: argparse.Namespace) -> int:
 
 
 def keys_hash_command(args: argparse.Namespace) -> int:
-    key = args.key if args.key is not None else sys.stdin.readline().rstrip("\n")
+    # Exactly what the gateway will compare: it strips the surrounding whitespace of what it is sent,
+    # so a key file's trailing `\r\n` or spaces must not end up in the digest.
+    key = (args.key if args.key is not None else sys.stdin.readline()).encode().strip()
     if not key:
         print("gateway keys hash: no key given", file=sys.stderr)
         return 2

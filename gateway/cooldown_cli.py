@@ -21,6 +21,7 @@ import urllib.request
 
 from gateway.errors import ConfigError
 from gateway.settings import Config, load_config
+from gateway.store.base import OPERATOR_REASON
 
 _MAX_BENCH_S = 30 * 86400  # as the admin API
 
@@ -28,6 +29,9 @@ _MAX_BENCH_S = 30 * 86400  # as the admin API
 def run(args: argparse.Namespace) -> int:
     if args.seconds is not None and not 0 < args.seconds <= _MAX_BENCH_S:
         _say(f"--seconds must be more than 0 and at most {_MAX_BENCH_S} (30 days), not {args.seconds:g}")
+        return 2
+    if args.reason is not None and not OPERATOR_REASON.fullmatch(args.reason):
+        _say("--reason must be 1 to 64 letters, digits, spaces or _ . : / - (it is shown to clients)")
         return 2
     if args.url:
         return _through_gateway(args)

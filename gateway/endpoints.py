@@ -97,13 +97,18 @@ def check_embeddings(body: dict[str, Any]) -> None:
         return
     if not isinstance(items, list) or not items:
         raise BadRequest(400, "'input' must be a string or a non-empty array.", param="input", code="invalid_type")
-    first = items[0]
-    if isinstance(first, str) or isinstance(first, int) or isinstance(first, list):
-        if all(isinstance(item, type(first)) for item in items):
-            return
+    if all(isinstance(item, str) for item in items) or all(_token(item) for item in items):
+        return
+    if all(isinstance(item, list) and item and all(_token(token) for token in item) for item in items):
+        return
     raise BadRequest(
         400, "'input' must be a string, an array of strings, or token arrays.", param="input", code="invalid_type"
     )
+
+
+def _token(value: object) -> bool:
+    """A token id: an int that is not a bool (JSON `true` is not token 1)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 CHAT = Endpoint("/chat/completions", Capability.CHAT, check_chat, BodyKind.JSON, can_stream=True)

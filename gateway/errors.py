@@ -15,6 +15,7 @@
     ├── daily_limit       a per-day quota; resets at a known time             fail over, cooldown to the reset
     ├── rate_limited      slow down; passes in seconds                        fail over, hinted cooldown
     ├── auth              key rejected; an operator must act                  fail over, shown misconfigured
+    ├── redirected        answered 3xx: base_url is wrong; never followed     fail over, shown misconfigured
     ├── model_not_found   this provider lacks this model                      fail over, cools (provider, model)
     ├── transient         5xx, timeout, reset, malformed body                 fail over, circuit breaker
     ├── unreachable       no connection at all (refused, DNS, connect timeout) fail over, circuit breaker
@@ -41,6 +42,7 @@ class FailureClass(enum.StrEnum):
     DAILY_LIMIT = "daily_limit"
     RATE_LIMIT = "rate_limited"
     AUTH = "auth"
+    REDIRECTED = "redirected"  # never from classify: the transport refuses to follow a redirect
     MODEL_NOT_FOUND = "model_not_found"
     TRANSIENT = "transient"
     UNREACHABLE = "unreachable"  # never from an answer: only a transport says it
@@ -129,6 +131,7 @@ class AttemptKind(enum.Enum):
     FAILED = "failed"  # tried; `reason` is the FailureClass
     BENCHED = "benched"  # in cooldown; `reason` is the cooldown's (a FailureClass value, or an operator's word)
     MISSING_KEY = "missing_key"  # its key variable is unset
+    INVALID_KEY = "invalid_key"  # its key variable holds what no header can carry; `cause` says what
     PROBING = "probing"  # recovering, and another request is its probe; `reason` is what it recovers from
 
 
@@ -146,9 +149,14 @@ class Attempt:
     retry_in_s: float | None = None  # not benched (a last-resort provider), but its hint says when it serves
 
     @property
+    def tried_or_benched(self) -> bool:
+        """Not passed over for its key: it serves again by itself, or after a probe."""
+        return self.kind is not AttemptKind.MISSING_KEY and self.kind is not AttemptKind.INVALID_KEY
+
+    @property
     def label(self) -> str:
         """The one word for logs and metrics: the reason, or `missing_key` / `probing`."""
-        if self.kind is AttemptKind.MISSING_KEY or self.kind is AttemptKind.PROBING:
+        if self.kind is not AttemptKind.FAILED and self.kind is not AttemptKind.BENCHED:
             return self.kind.value
         return self.reason or ""
 
@@ -162,9 +170,7 @@ class NoProviderAvailable(GatewayError):
     def retry_after_s(self) -> int:
         """The soonest a retry can help: the shortest cooldown, or 1 s after failures that benched nothing."""
         waits = [
-            a.remaining_s or a.retry_in_s or 1.0
-            for a in self.attempts
-            if a.kind is not AttemptKind.MISSING_KEY and not a.request_only
+            a.remaining_s or a.retry_in_s or 1.0 for a in self.attempts if a.tried_or_benched and not a.request_only
         ]
         return max(1, math.ceil(min(waits))) if waits else 3600
 
@@ -188,5 +194,5 @@ class NoProviderAvailable(GatewayError):
 
     def request_too_large(self) -> bool:
         """Every provider that was tried refused this request's size, and none is out: retrying cannot help."""
-        tried = [a for a in self.attempts if a.kind is not AttemptKind.MISSING_KEY]
+        tried = [a for a in self.attempts if a.tried_or_benched]
         return bool(tried) and all(a.request_only for a in tried)

@@ -76,6 +76,10 @@ class Timeouts(_Strict):
 
 class Limits(_Strict):
     max_body_bytes: int = Field(32 * 1024 * 1024, gt=0)
+    # A non-streamed answer larger than this is a failed attempt, and its connection is dropped.
+    # 128 MiB holds any chat answer, and embeddings of 2048 inputs of 1536 floats as JSON text
+    # (about 72 MB) or of 3072 as base64, the SDKs' default (about 34 MB).
+    max_response_bytes: int = Field(128 * 1024 * 1024, gt=0)
 
 
 class Config(_Strict):

@@ -58,11 +58,15 @@ class ProviderStatus:
         prefix = f"{provider.name}/"
         benches = {key.removeprefix(prefix): cd for key, cd in active.items() if key.startswith(prefix)}
         until = None
-        if provider.key is None:
+        if provider.key_problem is not None:
+            state, reason, remaining = State.MISCONFIGURED, AttemptKind.INVALID_KEY.value, None
+            detail: str | None = provider.key_problem
+        elif provider.key is None:
             state, reason, remaining = State.MISCONFIGURED, AttemptKind.MISSING_KEY.value, None
-            detail: str | None = f"set {provider.config.api_key_env}"
+            detail = f"set {provider.config.api_key_env}"
         elif cooldown is not None and cooldown.until > now:
-            state = State.MISCONFIGURED if cooldown.reason == FailureClass.AUTH else State.COOLDOWN
+            misconfigured = cooldown.reason in (FailureClass.AUTH, FailureClass.REDIRECTED)
+            state = State.MISCONFIGURED if misconfigured else State.COOLDOWN
             reason, remaining, until = cooldown.reason, round(cooldown.remaining(now), 1), cooldown.until
             detail = cooldown.detail
         elif cooldown is not None:

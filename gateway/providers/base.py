@@ -118,15 +118,34 @@ class Flavor:
         return err.status >= 500 or err.status in (408, 409)
 
 
+_CHARACTER_NAMES = {"\n": "a line break (\\n)", "\r": "a carriage return (\\r)", "\t": "a tab", " ": "a space"}
+
+
+def key_problem(env: str | None, key: str) -> str | None:
+    """Why a key cannot be sent in an HTTP header (a character that is not visible ASCII), saying which
+    character and where, never the key; None when it can be."""
+    for position, character in enumerate(key, 1):
+        if "!" <= character <= "~":
+            continue
+        code = ord(character)
+        kind = "a control character" if code < 32 or code == 127 else "a non-ASCII character"
+        what = _CHARACTER_NAMES.get(character, f"{kind} (U+{code:04X})")
+        return f"{env} holds {what} at character {position} of {len(key)}: a key is one line of visible ASCII"
+    return None
+
+
 class Provider:
     """A configured provider, ready to call through its flavor's transport."""
 
-    __slots__ = ("config", "flavor", "headers", "key", "name", "transport")
+    __slots__ = ("config", "flavor", "headers", "key", "key_problem", "name", "transport")
 
     def __init__(self, config: ProviderConfig, flavor: Flavor, key: str | None, transport: Transport) -> None:
         self.config = config
         self.flavor = flavor
-        self.key = key  # None: the key variable is unset, the provider is misconfigured
+        # A key no header can carry is as good as none: the provider is misconfigured, and says why.
+        self.key_problem = key_problem(config.api_key_env, key) if key else None
+        self.key = None if self.key_problem else key  # None: unset or unusable; misconfigured either way
+        key = self.key
         self.name = config.name
         self.transport = transport
         # Built once, for transports that speak HTTP: the provider's own key, never the client's token.

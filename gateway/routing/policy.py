@@ -42,7 +42,7 @@ def bench_s(failure: Failure, limits: Cooldowns) -> float | None:
             # The provider's hint, clamped: at least a second (a hint of 0 would un-bench at once and
             # invite a stampede), at most a quota cooldown (a garbled hint must not bench for days).
             return min(max(hint if hint is not None else limits.rate_limit_s, 1.0), limits.quota_s)
-        case FailureClass.AUTH | FailureClass.MODEL_NOT_FOUND:
+        case FailureClass.AUTH | FailureClass.REDIRECTED | FailureClass.MODEL_NOT_FOUND:
             return limits.auth_s
     return None
 

@@ -120,6 +120,8 @@ class Router:
     def _unavailable(self, provider: Provider, model: str, now: float) -> Attempt | Cooldown | None:
         """An Attempt when the provider cannot take this request; a Cooldown when it is recovering from one."""
         if provider.key is None:
+            if provider.key_problem is not None:
+                return Attempt(provider, AttemptKind.INVALID_KEY, cause=provider.key_problem)
             return Attempt(provider, AttemptKind.MISSING_KEY)
         cooldown = self.store.get(provider.name, now)
         if cooldown is not None and cooldown.until > now:
@@ -144,7 +146,16 @@ class Router:
         attempt = partial(send, provider, endpoint, body)
         started = time.perf_counter()
         try:
-            result = await (retry_reset(attempt) if last else attempt())
+            try:
+                result = await (retry_reset(attempt) if last else attempt())
+            except (ProviderFailed, CallerFault):
+                raise
+            except Exception as exc:
+                # Our own failure to read what it sent (a bug meeting an odd answer): this provider's
+                # answer is lost, not the request. Logged in full; the next provider gets the request.
+                log.exception("reading %s's answer failed", provider.name)
+                failed = ProviderFailed.transient(f"the gateway could not read the answer ({type(exc).__name__})")
+                raise failed from exc
         except ProviderFailed as exc:
             self.metrics.attempt(provider.name, False, time.perf_counter() - started)
             self.metrics.failover(provider.name, exc.failure.kind.value)
@@ -168,6 +179,11 @@ class Router:
         if (paced := policy.pacing(result.headers)) is not None:
             self.record_failure(provider, model, paced)
 
+    def cleared_elsewhere(self, key: str) -> None:
+        """Another replica cleared this cooldown: its breaker count here is stale too."""
+        if "/" not in key:
+            self.breaker.succeeded(key)
+
     def record_success(self, provider: Provider) -> None:
         self.breaker.succeeded(provider.name)
         if self.unreachable:
@@ -187,9 +203,8 @@ class Router:
         if reachable:
             self.unreachable.pop(name, None)
             current = self.store.get(name, time.time())
-            if current is not None and (
-                current.reason == FailureClass.UNREACHABLE or (key_accepted and current.reason == FailureClass.AUTH)
-            ):
+            answered = current is not None and current.reason in (FailureClass.UNREACHABLE, FailureClass.REDIRECTED)
+            if answered or (current is not None and key_accepted and current.reason == FailureClass.AUTH):
                 self.store.clear(name)
                 self.record_success(provider)
         if finding is None or provider.key is None:  # without a key it is never tried anyway

@@ -15,8 +15,13 @@ Two implementations keep it: `memory.MemoryStore` (one process) and `cooldowns.R
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+# An operator's reason for a bench is shown to clients and in /health: a short word or phrase.
+OPERATOR_REASON = re.compile(r"[A-Za-z0-9 _.:/-]{1,64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +42,7 @@ class Cooldown:
 
 class CooldownStore(Protocol):
     backend: str
+    on_cleared: Callable[[str], None]  # a cooldown this replica held was cleared elsewhere
 
     def get(self, key: str, now: float) -> Cooldown | None:
         """The key's cooldown, benched (`until > now`) or recovering; None when neither."""

@@ -249,7 +249,10 @@ class RedisCooldowns(MemoryStore):
                 view[name] = local
             else:
                 view.pop(name, None)
+        gone = self._view.keys() - view.keys()
         self._view = view
+        for name in gone:  # cleared elsewhere: a probe that succeeded, an operator, or its time is up
+            self.on_cleared(name)
         self._seen_version = version
         self._synced.set()
         if expired:

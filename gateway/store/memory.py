@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from gateway.store.base import Cooldown
@@ -13,6 +14,8 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._view: dict[str, Cooldown] = {}
+        # Told of a cooldown another replica cleared (a shared store only): its circuit breaker starts afresh.
+        self.on_cleared: Callable[[str], None] = lambda _key: None
         self._probes: dict[str, float] = {}  # probe locks held or seen here: key -> monotonic expiry
 
     def get(self, key: str, now: float) -> Cooldown | None:

@@ -34,9 +34,10 @@ class Transports:
     def for_flavor(self, flavor: Flavor) -> Transport:
         return self._by_class[flavor.transport_class()]
 
-    def retime(self, timeouts: Timeouts) -> None:
+    def configure(self, timeouts: Timeouts, max_response_bytes: int) -> None:
         for transport in self._by_class.values():
             transport.timeouts = timeouts
+            transport.max_response_bytes = max_response_bytes
 
     async def start(self) -> None:
         for transport in self._by_class.values():

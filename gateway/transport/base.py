@@ -56,6 +56,7 @@ class Stream(Protocol):
 
 class Transport(Protocol):
     timeouts: Timeouts
+    max_response_bytes: int  # a non-streamed answer past this fails the attempt
 
     async def start(self) -> None: ...
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
 
 from gateway.classify import judge, parse_error
-from gateway.errors import CallerFault, ProviderFailed
+from gateway.errors import CallerFault, Failure, FailureClass, ProviderFailed
 from gateway.transport import sse
 from gateway.transport.base import Answer, ByteReader
 
@@ -52,6 +53,14 @@ def _failure(exc: aiohttp.ClientError, phase: str) -> ProviderFailed:
     return ProviderFailed.transient(f"{_WORDS[phase]}: {type(exc).__name__}")
 
 
+def _redirected(response: aiohttp.ClientResponse) -> ProviderFailed:
+    """A 3xx: the provider's base_url is wrong (or moved); where it points, by origin only."""
+    target = urlsplit(response.headers.get("location", ""))
+    where = f" to {target.scheme}://{target.hostname}" if target.hostname else ""
+    detail = f"HTTP {response.status}: base_url redirects{where}; not followed"
+    return ProviderFailed(Failure(FailureClass.REDIRECTED, detail, status=response.status))
+
+
 def _reader(response: aiohttp.ClientResponse, phase: str) -> ByteReader:
     readany = response.content.readany
 
@@ -77,6 +86,7 @@ async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
 class HttpTransport:
     def __init__(self, timeouts: Timeouts) -> None:
         self.timeouts = timeouts
+        self.max_response_bytes = 128 * 1024 * 1024  # Limits' default, until the gateway configures it
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -93,11 +103,17 @@ class HttpTransport:
     async def _post(self, provider: Provider, path: str, body: bytes) -> aiohttp.ClientResponse:
         assert self._session is not None, "HttpTransport.start() was not awaited"
         try:
-            return await self._session.post(provider.config.base_url + path, data=body, headers=provider.headers)
+            # Never a redirect: it would carry the user's prompt, and our key, wherever it points.
+            return await self._session.post(
+                provider.config.base_url + path, data=body, headers=provider.headers, allow_redirects=False
+            )
         except aiohttp.ClientError as exc:
             raise _failure(exc, "request") from exc
 
     async def _fail(self, provider: Provider, response: aiohttp.ClientResponse) -> ProviderFailed | CallerFault:
+        if 300 <= response.status < 400:
+            response.close()
+            return _redirected(response)
         try:
             body = await _read_capped(response, _MAX_ERROR_BODY)
         finally:
@@ -132,7 +148,7 @@ class HttpTransport:
         try:
             async with asyncio.timeout(self.timeouts.total_s):
                 response = await self._open(provider, endpoint.path, payload)
-                data = await response.read()
+                data = await self._read_answer(response)
         except BaseException as exc:
             self._abandon(response, exc, "answer")
         # DeepSeek pads a queued non-streamed answer with blank lines before the JSON.
@@ -141,11 +157,22 @@ class HttpTransport:
             doc = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             raise ProviderFailed.transient("malformed response body") from exc
-        if not isinstance(doc, dict) or "error" in doc:
+        if not isinstance(doc, dict) or doc.get("error") is not None:  # `"error": null` is no error
             judged = judge(provider, parse_error(500, response.headers, data), data)
             # An error under a 200 is the provider's failure to answer, whatever it says: fail over.
             raise judged if isinstance(judged, ProviderFailed) else ProviderFailed(judged.failure)
         return Answer(data, response.headers, endpoint.usage(doc))
+
+    async def _read_answer(self, response: aiohttp.ClientResponse) -> bytes:
+        """The whole body, up to max_response_bytes; past it, a failed attempt (the connection is dropped)."""
+        cap = self.max_response_bytes
+        length = response.content_length
+        if length is not None and length <= cap:
+            return await response.read()  # the usual case: a known length, read in one go
+        data = b"" if length is not None else await _read_capped(response, cap + 1)
+        if length is not None or len(data) > cap:
+            raise ProviderFailed.transient(f"answer larger than {cap} bytes (limits.max_response_bytes)")
+        return data
 
     async def stream(self, provider: Provider, endpoint: Endpoint, body: dict[str, Any]) -> sse.SseStream:
         """Open a stream and read up to its first data event; only then is it worth committing."""
@@ -171,7 +198,9 @@ class HttpTransport:
         headers = {k: v for k, v in provider.headers.items() if k != "content-type"}
         try:
             async with asyncio.timeout(self.timeouts.total_s):
-                async with self._session.get(url, headers=headers) as response:
+                async with self._session.get(url, headers=headers, allow_redirects=False) as response:
+                    if 300 <= response.status < 400:
+                        raise _redirected(response)
                     return response.status, await _read_capped(response, _MAX_ERROR_BODY * 16)
         except aiohttp.ClientError as exc:  # first: a connect timeout is a ClientError and a TimeoutError
             raise _failure(exc, "get") from exc

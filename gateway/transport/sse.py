@@ -29,28 +29,47 @@ _USAGE = b'"usage":{'  # compact JSON, as every provider sends; `"usage":null` c
 UsageOf = Callable[[dict[str, Any]], dict[str, Any] | None]
 
 
-def _event_kind(event: bytes) -> int:
-    if not event.startswith(b"data:"):
-        return _OTHER  # comments (`: keep-alive`), `event:`/`id:` lines, blank keep-alives
-    payload = event[5:].strip()
+def _event(block: bytes) -> tuple[int, bytes]:
+    """What one SSE event is (_DATA, _DONE, _ERROR, _OTHER), and its data, by the SSE rules.
+
+    Nearly every event is one `data:` line, read at once. Otherwise its lines are read one by one:
+    `data:` lines join with line breaks, `event: error` makes it an error whatever its data, and
+    `id:`, `retry:`, other `event:` types and `: comments` are not data.
+    """
+    block = block.strip(b"\n")
+    if block.startswith(b"data:") and b"\n" not in block:
+        payload = block[5:].strip()
+    else:
+        data: list[bytes] = []
+        error = False
+        for line in block.split(b"\n"):
+            if line.startswith(b"data:"):
+                data.append(line[6:] if line.startswith(b"data: ") else line[5:])
+            elif line.startswith(b"event:"):
+                error = line[6:].strip() == b"error"
+        payload = b"\n".join(data).strip()
+        if error:
+            return _ERROR, payload
+        if not data:
+            return _OTHER, b""  # comments (`: keep-alive`), `id:`/`retry:` alone, blank keep-alives
     if payload == b"[DONE]":
-        return _DONE
+        return _DONE, payload
     # A bare substring test first: parsing every chunk would cost more than the relay itself.
     if b'"error"' in payload:
         try:
             doc = orjson.loads(payload)
         except orjson.JSONDecodeError:
-            return _DATA
-        if isinstance(doc, dict) and "error" in doc:
-            return _ERROR
-    return _DATA
+            return _DATA, payload
+        if isinstance(doc, dict) and doc.get("error") is not None:  # `"error": null` is no error
+            return _ERROR, payload
+    return _DATA, payload
 
 
-def _usage(event: bytes, usage_of: UsageOf) -> dict[str, Any] | None:
+def _usage(block: bytes, usage_of: UsageOf) -> dict[str, Any] | None:
     """Token counts from one data event, as the endpoint finds them in a parsed chunk."""
     try:
-        doc = orjson.loads(event.lstrip(b"\n")[5:])
-    except (orjson.JSONDecodeError, IndexError):
+        doc = orjson.loads(_event(block)[1])
+    except orjson.JSONDecodeError:
         return None
     return usage_of(doc) if isinstance(doc, dict) else None
 
@@ -61,10 +80,14 @@ def _append(buffer: bytes, chunk: bytes) -> bytes:
     return buffer.replace(b"\r\n", b"\n") if b"\r" in buffer else buffer
 
 
-def _in_band_failure(provider: Provider, event: bytes, headers: Mapping[str, str]) -> ProviderFailed | CallerFault:
-    payload = event[5:].strip()
-    code = orjson.loads(payload)["error"]
-    status = code.get("code") if isinstance(code, dict) else None
+def _in_band_failure(provider: Provider, payload: bytes, headers: Mapping[str, str]) -> ProviderFailed | CallerFault:
+    """An error event's data, classified like an error answer (and scrubbed of our key by `judge`)."""
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        doc = None  # `event: error` with plain text: a failure of the provider's, in its own words
+    error = doc.get("error") if isinstance(doc, dict) else None
+    status = error.get("code") if isinstance(error, dict) else None
     # Google-style errors carry their HTTP status as `code`; OpenAI's in-band errors are 5xx.
     status = status if isinstance(status, int) and 400 <= status <= 599 else 500
     return judge(provider, parse_error(status, headers, payload), payload)
@@ -83,13 +106,13 @@ async def first_event(provider: Provider, read: ByteReader, headers: Mapping[str
         buffer = _append(buffer, chunk)
         while (end := buffer.find(b"\n\n")) >= 0:
             event, buffer = buffer[: end + 2], buffer[end + 2 :]
-            kind = _event_kind(event.lstrip(b"\n"))
+            kind, payload = _event(event)
             if kind == _DATA:
                 return event, buffer
             if kind == _DONE:
                 raise ProviderFailed.transient("stream ended before the first event")
             if kind == _ERROR:
-                raise _in_band_failure(provider, event.lstrip(b"\n"), headers)
+                raise _in_band_failure(provider, payload, headers)
 
 
 class _StallWatchdog:
@@ -207,20 +230,21 @@ class SseStream:
             for event in complete.split(b"\n\n"):
                 if _USAGE in event and (usage := _usage(event, self._usage_of)) is not None:
                     self.usage = usage
-        # Fast path, nearly every block: content events only. Comments alone do not feed the watchdog.
-        if b"[DONE]" not in complete and b'"error"' not in complete:
+        # Fast path, nearly every block: content events only (no `[DONE]`, no error object, no
+        # `event: error`: none of them can be there without the word). Comments do not feed the watchdog.
+        if b"[DONE]" not in complete and b"error" not in complete:
             if complete.startswith(b"data:") or b"\ndata:" in complete:
                 watchdog.fed()
             return complete, None
         events = complete.split(b"\n\n")
         for index, event in enumerate(events):
-            kind = _event_kind(event.lstrip(b"\n"))
+            kind, payload = _event(event)
             if kind == _DATA:
                 watchdog.fed()
             elif kind == _DONE:
                 return b"\n\n".join(events[: index + 1]) + b"\n\n", _DONE
             elif kind == _ERROR:
-                failure = _in_band_failure(self._provider, event.lstrip(b"\n"), self.headers)
+                failure = _in_band_failure(self._provider, payload, self.headers)
                 if isinstance(failure, CallerFault):  # too late to relay a status: it ends the stream
                     failure = ProviderFailed(failure.failure)
                 good = b"\n\n".join(events[:index])

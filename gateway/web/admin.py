@@ -21,6 +21,7 @@ from fastapi.responses import Response
 
 from gateway.errors import ConfigError
 from gateway.store import Cooldown
+from gateway.store.base import OPERATOR_REASON
 from gateway.web.wire import error_body
 
 if TYPE_CHECKING:
@@ -97,11 +98,14 @@ def add_admin_routes(api: FastAPI, gateway: Gateway, admin_key: str) -> None:
         try:
             body: Any = orjson.loads(await request.body())
             seconds = float(body["seconds"])
-            reason = str(body.get("reason", "manual"))
-            if not 0 < seconds <= 30 * 86400:
+            reason = body.get("reason", "manual")
+            if not 0 < seconds <= 30 * 86400 or not isinstance(reason, str) or not OPERATOR_REASON.fullmatch(reason):
                 raise ValueError
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            message = 'Expected {"seconds": N, "reason": "..."} with 0 < N <= 2592000.'
+            message = (
+                'Expected {"seconds": N, "reason": "..."} with 0 < N <= 2592000 and a reason of 1 to 64 letters, '
+                "digits, spaces or _ . : / -."
+            )
             return _json(400, error_body(400, message, param="seconds"))
         now = time.time()
         gateway.router.store.replace(key, Cooldown(reason, "set by an operator", now, now + seconds))

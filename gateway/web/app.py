@@ -81,6 +81,8 @@ class Gateway:
         self.transports = Transports(config.timeouts)
         self.metrics = Metrics(lambda: self.router.statuses())
         self.request_log = request_log if request_log is not None else RequestLog()
+        # A provider cleared on another replica (its probe succeeded there) starts afresh here too.
+        self.store.on_cleared = lambda key: self.router.cleared_elsewhere(key)
         self.checks = "pending"  # the start-up checks: pending, running, done
         self._checks_task: asyncio.Task[None] | None = None
         self._apply(config)
@@ -95,7 +97,7 @@ class Gateway:
         if previous is not None:
             router.adopt(previous)
         edge = self._edge = Edge(router, config.limits.max_body_bytes, self.request_log)
-        self.transports.retime(config.timeouts)
+        self.transports.configure(config.timeouts, config.limits.max_response_bytes)
         self._keys = ClientKeys(config.client_keys) if config.client_keys is not None else None
         self.config, self.router = config, router
         self._hot = {}
@@ -215,7 +217,7 @@ class Gateway:
     def _build_api(self) -> FastAPI:
         api = FastAPI(title="LLM fallback gateway", lifespan=self._lifespan, docs_url=None, redoc_url=None)
 
-        @api.get("/health")
+        @api.api_route("/health", methods=["GET", "HEAD"])  # load balancers ask with HEAD
         async def health() -> Response:
             code, report = self.health()
             return _json(code, orjson.dumps(report))

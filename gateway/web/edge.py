@@ -12,6 +12,7 @@ and its id goes back to the client as `x-request-id`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import math
@@ -232,6 +233,14 @@ class Edge:
             message = messages.stream_broken(attempt, model)
             event = b"data: " + error_body(502, message, code="upstream_stream_error") + b"\n\n"
             await send({"type": "http.response.body", "body": event, "more_body": True})
+        except Exception:
+            # Ours, not the provider's (nothing is benched), and still never a clean-looking truncation.
+            log.exception("relaying the stream from %s failed", provider.name)
+            trace.outcome = Outcome.ERROR
+            message = f"The gateway failed while relaying the stream from {provider.name}; the answer is incomplete."
+            event = b"data: " + error_body(500, message, code="gateway_stream_error") + b"\n\n"
+            with contextlib.suppress(Exception):  # the failure may have been the sending itself
+                await send({"type": "http.response.body", "body": event, "more_body": True})
         finally:
             trace.usage = stream.usage
             stream.close()  # idempotent; covers a cancel before the relay began

@@ -20,8 +20,13 @@ def describe(attempt: Attempt, model: str) -> str:
     name = provider.name
     wait = f", retry in {math.ceil(attempt.remaining_s)} s" if attempt.remaining_s else ""
     env = provider.config.api_key_env
-    if attempt.kind is AttemptKind.PROBING:
-        return f"{name}: recovering from {attempt.reason}; a probe request is in flight"
+    match attempt.kind:
+        case AttemptKind.PROBING:
+            return f"{name}: recovering from {attempt.reason}; a probe request is in flight"
+        case AttemptKind.MISSING_KEY:
+            return f"{name}: no API key; set {env}"
+        case AttemptKind.INVALID_KEY:
+            return f"{name}: its API key cannot be used: {attempt.cause}"
     match attempt.reason:
         case FailureClass.QUOTA:
             return f"{name}: credits exhausted{wait} or add credits"
@@ -30,15 +35,14 @@ def describe(attempt: Attempt, model: str) -> str:
             return f"{name}: daily limit reached, retry at {at} (in {math.ceil(attempt.remaining_s)} s)"
         case FailureClass.DAILY_LIMIT:
             return f"{name}: daily limit reached"
-        case FailureClass.UNREACHABLE:
-            benched = f" (benched{wait})" if attempt.remaining_s else ""
-            return f"{name}: not reachable at {_origin(provider.config.base_url)} — is it running?{benched}"
         case FailureClass.RATE_LIMIT if attempt.request_only:
             return f"{name}: this request exceeds its per-minute token budget"
         case FailureClass.RATE_LIMIT:
             return f"{name}: rate limited{wait}"
         case FailureClass.AUTH:
             return f"{name}: API key rejected{wait}; check {env}"
+        case FailureClass.REDIRECTED:
+            return f"{name}: its base_url redirects elsewhere{wait}; fix base_url ({provider.config.base_url})"
         case FailureClass.MODEL_NOT_FOUND:
             upstream_model = provider.config.models.get(model, model)
             return f"{name}: has no model '{upstream_model}'{wait}; fix its models map"
@@ -46,10 +50,15 @@ def describe(attempt: Attempt, model: str) -> str:
             return f"{name}: failing repeatedly{wait}"
         case FailureClass.TRANSIENT:
             return f"{name}: {f'upstream error (HTTP {attempt.status})' if attempt.status else attempt.cause}"
+        case FailureClass.UNREACHABLE:
+            benched = f" (benched{wait})" if attempt.remaining_s else ""
+            return f"{name}: not reachable at {_origin(provider.config.base_url)} — is it running?{benched}"
         case FailureClass.CALLER:
             return f"{name}: rejected the request (HTTP {attempt.status})"
-        case _:
-            return f"{name}: no API key; set {env}"
+        case "manual":
+            return f"{name}: benched by an operator{wait}"
+        case _:  # any other reason a bench carries was an operator's word
+            return f"{name}: benched by an operator ({attempt.reason}){wait}"
 
 
 def no_provider(exc: NoProviderAvailable) -> str:
