@@ -98,6 +98,10 @@ def _check_key(row: Row, provider: Provider) -> None:
     if env is None:
         row.key = "not needed"
         return
+    if provider.key_problem is not None:
+        row.key = "unusable"
+        row.problems.append(provider.key_problem)
+        return
     if key is None:
         row.key = "missing"
         row.problems.append(f"no API key: set {env}")

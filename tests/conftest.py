@@ -43,6 +43,21 @@ _FAKES: list[dict[str, FakeUpstream]] = []  # the session's fakes, once made
 AUTH = {"authorization": f"Bearer {ADMIN}"}
 
 
+FIGURES: list[str] = []  # one line per fault test: what it measured, shown at the end of the run
+
+
+def figure(line: str) -> None:
+    """Record a fault test's figure (`FIGURE slowloris: ...`), printed in the run's summary."""
+    FIGURES.append(f"FIGURE {line}")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if FIGURES:
+        terminalreporter.section("figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
+
+
 def redis_key(*parts: str) -> str:
     """A key as the gateway names it in Redis: every one under the hash tag {gateway}, one Cluster slot."""
     return ":".join(("{gateway}", *parts))

@@ -33,6 +33,7 @@ class Reply:
     keepalive: bytes | None = None  # sent every keepalive_every_s while hanging (DeepSeek's queue)
     keepalive_every_s: float = 0.05
     gate: threading.Event | None = None  # hold the answer until the test sets this
+    chunked: bool = False  # send the body with no content-length, in 64 KiB chunks
 
 
 @dataclass
@@ -184,6 +185,17 @@ class FakeUpstream:
             return False
         if reply.events is None and reply.body is None:
             reply.body = self._canned(target, streamed).body
+        if reply.events is None and reply.chunked:
+            body = reply.body or b""
+            chunked = {"content-type": "application/json", "transfer-encoding": "chunked"}
+            writer.write(self._status(reply.status, chunked))
+            for start in range(0, len(body), 65536):
+                piece = body[start : start + 65536]
+                writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                await writer.drain()
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+            return True
         if reply.events is None:
             body = reply.body or b""
             hdrs = {"content-type": "application/json", **reply.headers, "content-length": str(len(body))}

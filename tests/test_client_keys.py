@@ -73,17 +73,20 @@ def test_malformed_entries_are_config_errors(fakes, tmp_path):
         load_config(path)
 
 
-def test_keys_hash_cli_matches_the_check():
+@pytest.mark.parametrize("ending", [b"\n", b"\r\n", b"  \r\n", b"\t"], ids=["lf", "crlf", "spaces", "tab"])
+def test_keys_hash_cli_hashes_what_the_gateway_compares(locked, ending):
     result = subprocess.run(
         [sys.executable, "-m", "gateway", "keys", "hash"],
-        input=GOOD + "\n",
+        input=GOOD.encode() + ending,  # a key file as an editor on any system saves it
         capture_output=True,
-        text=True,
         timeout=30,
         cwd=ROOT,
     )
     assert result.returncode == 0
-    assert result.stdout.strip() == digest(GOOD)
+    entry = result.stdout.decode().strip()
+    assert entry == digest(GOOD)
+    client = openai.OpenAI(base_url=f"{locked.url}/v1", api_key=GOOD, max_retries=0)
+    assert client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES).choices  # and that key works
 
 
 def test_a_refused_request_is_logged_and_counted(locked, fakes):

@@ -201,3 +201,12 @@ def test_a_bad_config_exits_2_naming_the_file(tmp_path, broken):
     assert result.returncode == 2
     assert "invalid configuration" in result.stderr and str(path) in result.stderr
     assert result.stdout == ""
+
+
+def test_a_key_no_header_can_carry_is_flagged_without_showing_it(fakes, tmp_path):
+    balance(fakes)
+    result = doctor(fakes, healthy_config(fakes), tmp_path, **{KEY_ENV["openai"]: "sk-abcdef\tsk-ghijkl"})
+    row = table(result.stdout)["openai"]
+    assert (row["KEY"], row["VERDICT"]) == ("unusable", "out")
+    assert "TEST_OPENAI_KEY holds a tab at character 10 of 19" in row["NOTES"]
+    assert "ghijkl" not in result.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import openai
+import orjson
 import pytest
 
 from tests.conftest import config_dict
@@ -42,6 +43,19 @@ def test_bad_chat_input_is_a_400_and_reaches_no_upstream(gateway, fakes, body, p
     assert error["param"] == param
     assert sum(len(f.requests) for f in fakes.values()) == 0
     assert all(p["state"] == "available" for p in gateway.health()["providers"])
+
+
+@pytest.mark.parametrize("items", [[True], [[]], [[1, True]], [1, "a"], [[1], 2]])
+def test_embeddings_input_that_is_no_text_and_no_tokens_is_a_400(gateway, fakes, items):
+    body = orjson.dumps({"model": "text-embedding-3-small", "input": items})
+    error = assert_openai_error(post(gateway.url, body, "/v1/embeddings"), 400)
+    assert error["param"] == "input"
+    assert sum(len(f.requests) for f in fakes.values()) == 0
+
+
+def test_health_answers_head_as_load_balancers_ask(gateway):
+    response = httpx.head(f"{gateway.url}/health")
+    assert (response.status_code, response.content) == (200, b"")
 
 
 def test_sdk_raises_bad_request_for_missing_messages(gateway):

@@ -125,3 +125,23 @@ def test_with_redis_down_a_replica_probes_on_its_own(fakes, start_gateway, redis
     redis_server.kill()
     assert served_by(gateway.client()) == "openai"  # the probe: the lock could not be asked for, so it is ours
     assert gateway.provider("openai")["state"] == "available"
+
+
+def test_a_probe_that_succeeds_on_one_replica_resets_the_breaker_on_every_replica(fakes, start_gateway, redis_server):
+    config = config_dict(fakes, cooldowns={"transient_failures": 3, "transient_s": 0.3})
+    first, second = start_gateway(config, redis_server.url), start_gateway(config, redis_server.url)
+    broken = error("openai-500-server-error")
+    fakes["openai"].script(broken, broken)
+    for _ in range(2):  # two failures in a row on the second replica: its breaker is one away from opening
+        assert served_by(second.client()) == "groq"
+    fakes["openai"].script(broken, broken, broken)
+    for _ in range(3):  # the first replica's breaker opens
+        assert served_by(first.client()) == "groq"
+    for replica in (first, second):
+        wait_for(lambda r=replica: r.provider("openai")["state"] == "recovering", what="both replicas recovering")
+    assert served_by(first.client()) == "openai"  # the probe succeeds: openai is back, everywhere
+    wait_for(lambda: second.provider("openai")["state"] == "available", what="the second replica to learn")
+    fakes["openai"].script(broken)
+    assert served_by(second.client()) == "groq"
+    # One failure after a fresh start is one failure, not the third of a stale count.
+    assert second.provider("openai")["state"] == "available"
