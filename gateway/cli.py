@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 
 from gateway import client_keys
-from gateway.settings import DEFAULT_CONFIG, ConfigError, load_config
+from gateway.settings import DEFAULT_CONFIG, ConfigError, Limits, load_config
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -171,6 +171,7 @@ def serve_command(args: argparse.Namespace) -> int:
     )
     # Missing keys, like every other reason a provider cannot serve, are in the one table the start-up
     # checks log a moment later: one block that says what to fix, not a warning per provider first.
+    _fit_open_files(config.limits)
     store = "redis" if os.environ.get("REDIS_URL") else "in-process"
     print(f"gateway: serving {args.config} on http://{args.host}:{args.port} ({store} cooldown store)", file=sys.stderr)
     uvicorn.run(
@@ -183,10 +184,28 @@ def serve_command(args: argparse.Namespace) -> int:
         server_header=False,
         timeout_graceful_shutdown=30,  # in-flight answers get time to finish, a stuck one cannot hold shutdown
         loop="auto",
-        http="auto",
+        http=app.http_protocol(),  # uvicorn's httptools protocol, with the ingress limits
         lifespan="on",
     )
     return 0
+
+
+def _fit_open_files(limits: Limits) -> None:
+    """Make room for the connections the limits allow: each is a file, and so is its upstream's."""
+    import resource
+
+    needed = limits.max_connections + limits.max_in_flight + 64
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+        if raised < needed:
+            logging.getLogger("gateway").warning(
+                "the open-files limit is %d (ulimit -n): fewer than limits.max_connections + max_in_flight + 64 = %d;"
+                " raise it, or lower those limits, or connections past it are refused by the system",
+                raised,
+                needed,
+            )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,6 +33,7 @@ class Outcome(enum.StrEnum):
     CALLER_FAULT = "caller_fault"  # a provider rejected the request itself; relayed
     REQUEST_TOO_LARGE = "request_too_large"  # every provider refused its size
     NO_PROVIDER = "no_provider"
+    SHED = "shed"  # past limits.max_in_flight: answered 503 at once
     STREAM_BROKEN = "stream_broken"  # after the stream was committed
     CLIENT_GONE = "client_gone"
     CANCELLED = "cancelled"  # by the server, at shutdown

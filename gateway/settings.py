@@ -80,6 +80,15 @@ class Limits(_Strict):
     # 128 MiB holds any chat answer, and embeddings of 2048 inputs of 1536 floats as JSON text
     # (about 72 MB) or of 3072 as base64, the SDKs' default (about 34 MB).
     max_response_bytes: int = Field(128 * 1024 * 1024, gt=0)
+    # What a client may hold (web.ingress; the README says why each default): a head of at most this
+    # many bytes and headers, arriving within head_timeout_s, its body within body_timeout_s after.
+    max_head_bytes: int = Field(32 * 1024, ge=1024)
+    max_headers: int = Field(100, ge=10)
+    head_timeout_s: float = Field(10, gt=0)
+    body_timeout_s: float = Field(60, gt=0)
+    # Open connections, and requests being answered (streams included); past them, a fast 503.
+    max_connections: int = Field(2048, ge=1)
+    max_in_flight: int = Field(1024, ge=1)
 
 
 class Config(_Strict):

@@ -209,7 +209,11 @@ def start_gateway(provider_keys: dict[str, str]) -> Iterator[Callable[..., Runni
         app = Gateway(config_model, redis_url, admin_key, config_path=config_path, request_log=RequestLog(log.append))
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
-        server = _Server(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2))
+        server = _Server(
+            uvicorn.Config(
+                app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2, http=app.http_protocol()
+            )
+        )
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
         assert server.ready.wait(10), "gateway did not start"

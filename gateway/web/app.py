@@ -83,6 +83,7 @@ class Gateway:
         self.request_log = request_log if request_log is not None else RequestLog()
         # A provider cleared on another replica (its probe succeeded there) starts afresh here too.
         self.store.on_cleared = lambda key: self.router.cleared_elsewhere(key)
+        self._in_flight = 0  # proxied requests being answered, streams included
         self.checks = "pending"  # the start-up checks: pending, running, done
         self._checks_task: asyncio.Task[None] | None = None
         self._apply(config)
@@ -104,6 +105,12 @@ class Gateway:
         for endpoint in ENDPOINTS:  # with and without /v1, as clients configure their base URL either way
             handler = functools.partial(edge.handle, endpoint)
             self._hot[endpoint.path] = self._hot["/v1" + endpoint.path] = handler
+
+    def http_protocol(self) -> type:
+        """The HTTP protocol to serve this app with: uvicorn's, guarded by the current `limits:`."""
+        from gateway.web.ingress import guarded_protocol
+
+        return guarded_protocol(lambda: self.config.limits)
 
     def reload(self) -> Config:
         """Re-read the config file and serve it; on a bad file raise ConfigError and keep the running one."""
@@ -133,7 +140,13 @@ class Gateway:
                 return await self._edge.unauthorized(scope, send)
         if scope["type"] == "http" and (handler := self._hot.get(scope["path"])) is not None:
             if scope["method"] == "POST":
-                return await handler(scope, receive, send)
+                if self._in_flight >= self.config.limits.max_in_flight:  # shed at once: never a queue
+                    return await self._edge.shed(scope, send, self.config.limits.max_in_flight)
+                self._in_flight += 1
+                try:
+                    return await handler(scope, receive, send)
+                finally:
+                    self._in_flight -= 1
             body = error_body(405, f"Method {scope['method']} is not allowed on {scope['path']}; use POST.")
             return await respond(send, 405, body, [(b"allow", b"POST")])
         await self.api(scope, receive, send)

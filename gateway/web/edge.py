@@ -123,6 +123,17 @@ class Edge:
         finally:
             self._finish(trace)
 
+    async def shed(self, scope: dict[str, Any], send: Send, limit: int) -> None:
+        """A request past `limits.max_in_flight`: a 503 at once (retry in a second), logged and counted."""
+        trace = Trace(_request_id(scope), endpoints.label(scope["path"]))
+        trace.status, trace.outcome = 503, Outcome.SHED
+        message = f"The gateway is answering its limit of {limit} requests; retry in a second."
+        headers = [(b"retry-after", b"1"), (b"x-should-retry", b"true"), (b"x-request-id", trace.request_id)]
+        try:
+            await respond(send, 503, error_body(503, message, code="overloaded"), headers)
+        finally:
+            self._finish(trace)
+
     async def _serve(
         self, scope: dict[str, Any], receive: Receive, send: Send, endpoint: Endpoint, trace: Trace
     ) -> None:
