@@ -83,6 +83,9 @@ def guarded_protocol(limits: Callable[[], Limits]) -> type[HttpToolsProtocol]:
         def _await(self, what: str, seconds: float) -> None:
             self._waiting_for = what
             self._deadline = self.loop.time() + seconds
+            if self._timer is not None and self._timer.when() > self._deadline:  # sooner than the timer set
+                self._timer.cancel()
+                self._timer = None
             if self._timer is None:
                 self._timer = self.loop.call_at(self._deadline, self._check_deadline)
 
