@@ -171,3 +171,4 @@ def test_an_oversized_head_is_a_431(fakes, spawn_gateway, head, code):
         reply = sock.recv(65536)
     assert reply.startswith(b"HTTP/1.1 431") and code.encode() in reply
     assert fakes["openai"].calls() == 0
+    figure(f"oversized head ({code}): a 431 before anything reads it; no provider reached")

@@ -68,6 +68,7 @@ def test_an_error_event_before_the_first_chunk_fails_over_and_is_never_relayed(f
     assert body.endswith(b"data: [DONE]\n\n")
     assert KEYS["openai"].encode() not in body
     assert fakes["groq"].calls() == 1
+    figure("event: error before the first chunk: failed over, the next provider's stream served, nothing relayed")
 
 
 def test_an_error_event_after_the_first_chunk_ends_the_stream_with_ours(fakes, start_gateway):
@@ -104,6 +105,7 @@ def test_id_lines_before_data_lines_are_valid_sse(fakes, start_gateway):
     fakes["openai"].script(Reply(events=events))
     body = stream_body(gateway.url)
     assert body == b"".join(events)  # committed on the first data, relayed as it came
+    figure("id: lines before data: lines: committed on the first data event, relayed byte for byte")
 
 
 def test_a_crash_of_ours_mid_stream_still_ends_with_an_error_event(fakes, start_gateway):
@@ -114,6 +116,7 @@ def test_a_crash_of_ours_mid_stream_still_ends_with_an_error_event(fakes, start_
     fakes["openai"].script(Reply(events=[*events[:-2], odd, events[-1]]))
     body = stream_body(gateway.url)
     assert body.endswith(b"data: [DONE]\n\n")  # an odd field is data, not a reason to cut the answer
+    figure("a chunk with an empty usage beside a non-object x_groq: relayed as data, the answer complete")
 
 
 def test_a_key_with_a_line_break_makes_its_provider_misconfigured(fakes, start_gateway, monkeypatch):
@@ -130,3 +133,4 @@ def test_a_key_with_a_line_break_makes_its_provider_misconfigured(fakes, start_g
             model="gpt-4o-mini", messages=MESSAGES
         )
     assert "openai: its API key cannot be used: TEST_OPENAI_KEY holds a line break" in caught.value.message
+    figure("a key with a line break: its provider misconfigured (which character, where; never the key), next served")
