@@ -12,6 +12,8 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
+from gateway.settings import Budget, ClientKeyConfig, RateLimits
+
 _MAX_KEY_BYTES = 512
 
 
@@ -24,22 +26,29 @@ def new_key() -> str:
     return "sk-gw-" + secrets.token_urlsafe(32)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class ClientKey:
-    """One listed gateway key: who the caller is."""
+    """One listed gateway key: who the caller is, whose spend it is, and its limits."""
 
     name: str
     digest: str
+    project: str = "default"
+    budget: Budget | None = None
+    rate_limits: RateLimits | None = None
 
     @classmethod
-    def from_digest(cls, listed: str) -> ClientKey:
+    def from_config(cls, entry: str | ClientKeyConfig) -> ClientKey:
+        if isinstance(entry, ClientKeyConfig):
+            return cls(entry.name, entry.key, entry.project, entry.budget, entry.rate_limits)
         # A bare digest is named after its first 8 hex digits, so logs can tell keys apart.
-        return cls(f"key-{listed.removeprefix('sha256:')[:8]}", listed)
+        return cls(f"key-{entry.removeprefix('sha256:')[:8]}", entry)
 
 
 class ClientKeys:
-    def __init__(self, digests: list[str]) -> None:
-        self._entries = [(d.encode(), ClientKey.from_digest(d)) for d in digests]
+    def __init__(self, entries: list[str | ClientKeyConfig]) -> None:
+        keys = [ClientKey.from_config(entry) for entry in entries]
+        self._entries = [(key.digest.encode(), key) for key in keys]
+        self.by_name = {key.name: key for key in keys}
 
     def identify(self, authorization: bytes | None) -> ClientKey | None:
         """The listed key an `Authorization` header value carries; None when it carries none."""

@@ -27,14 +27,58 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Budget(_Strict):
+    """A spend cap in USD, per UTC day and/or calendar month (UTC)."""
+
+    daily_usd: float | None = Field(None, gt=0)
+    monthly_usd: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _some_period(self) -> Budget:
+        if self.daily_usd is None and self.monthly_usd is None:
+            raise ValueError("give daily_usd, monthly_usd or both")
+        return self
+
+
+class RateLimits(_Strict):
+    requests_per_minute: int | None = Field(None, ge=1)
+    tokens_per_minute: int | None = Field(None, ge=1)
+
+
+class Price(_Strict):
+    """USD per million tokens, for a model the price file lacks or that you pay otherwise."""
+
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(0, ge=0)
+    cached_input_per_mtok: float | None = Field(None, ge=0)  # default: as input
+
+
+_NAME = r"^[A-Za-z0-9_.-]+$"
+
+
+class ClientKeyConfig(_Strict):
+    name: str = Field(min_length=1, max_length=64, pattern=_NAME)  # shown in usage, logs, metrics, errors
+    key: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    project: str = Field("default", min_length=1, max_length=64, pattern=_NAME)
+    budget: Budget | None = None
+    rate_limits: RateLimits | None = None
+
+
+class UsageSettings(_Strict):
+    path: str = "gateway-usage.sqlite3"  # the usage store when REDIS_URL is unset
+    retention_days: int = Field(400, ge=1)
+
+
 class ProviderConfig(_Strict):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(min_length=1, pattern=_NAME)
     flavor: str  # a name in the registry, gateway.providers.FLAVORS
     base_url: str
     api_key_env: str | None = None
     models: dict[str, str] = Field(min_length=1)
     # Never benched, and tried after every other provider: the one that must always get a chance.
     last_resort: bool = False
+    budget: Budget | None = None  # a spend cap: reached, the provider is skipped (reason `budget`)
+    prices: dict[str, Price] = {}  # by this provider's model name; wins over the price file
 
     @field_validator("flavor", mode="before")
     @classmethod
@@ -97,7 +141,25 @@ class Config(_Strict):
     timeouts: Timeouts = Timeouts()
     limits: Limits = Limits()
     # When present, every /v1 request needs `Authorization: Bearer <key>` whose SHA-256 is listed.
-    client_keys: list[Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]] | None = None
+    # A bare digest is a key named `key-<first 8 hex digits>` in the project "default".
+    client_keys: list[Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")] | ClientKeyConfig] | None = None
+    usage: UsageSettings = UsageSettings()
+
+    @field_validator("client_keys")
+    @classmethod
+    def _unique_keys(cls, keys: list[str | ClientKeyConfig] | None) -> list[str | ClientKeyConfig] | None:
+        names: set[str] = set()
+        digests: set[str] = set()
+        for entry in keys or []:
+            name, listed = (entry.name, entry.key) if isinstance(entry, ClientKeyConfig) else (None, entry)
+            if listed in digests:
+                raise ValueError(f"the key {listed[:15]}… is listed twice")
+            if name is not None and name in names:
+                raise ValueError(f"duplicate client key name {name!r}")
+            digests.add(listed)
+            if name is not None:
+                names.add(name)
+        return keys
 
     @field_validator("providers")
     @classmethod

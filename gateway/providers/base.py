@@ -60,6 +60,10 @@ class Flavor:
     # front of a provider may take keys of its own. None: no shape is known (or no key is taken).
     key_shape: re.Pattern[str] | None = re.compile(r"sk-[A-Za-z0-9_-]+")  # incl. sk-proj-, sk-svcacct-
     key_hint = "sk-..."
+    # Where litellm's price file lists this flavor's models (`groq/llama-3.3-70b-versatile`); OpenAI's
+    # are listed bare. A local flavor runs on your own machine: it costs nothing unless priced.
+    litellm_prefix = ""
+    local = False
 
     def transport_class(self) -> type[Transport]:
         """The transport that speaks to this flavor (one instance is shared by every provider using it)."""

@@ -20,6 +20,7 @@ class DeepSeek(Flavor):
     capabilities = frozenset({Capability.CHAT})  # DeepSeek has no embeddings API
     key_shape = re.compile(r"sk-[0-9a-f]+")
     key_hint = "sk- + hex"
+    litellm_prefix = "deepseek/"
 
     def is_model_not_found(self, err: UpstreamError) -> bool:
         # "Model Not Exist" comes as a 400 (most reports) or a 404: a gateway model-map error either way.

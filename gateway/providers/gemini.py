@@ -29,6 +29,7 @@ class Gemini(Flavor):
     # Google AI Studio: `AIza` then 35 URL-safe characters, 39 in all.
     key_shape = re.compile(r"AIza[A-Za-z0-9_-]{35}")
     key_hint = "AIza + 35 characters"
+    litellm_prefix = "gemini/"
 
     def is_auth(self, err: UpstreamError) -> bool:
         if super().is_auth(err):

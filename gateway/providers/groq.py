@@ -13,6 +13,7 @@ class Groq(Flavor):
     capabilities = frozenset({Capability.CHAT})  # Groq has no /embeddings endpoint
     key_shape = re.compile(r"gsk_[A-Za-z0-9]+")
     key_hint = "gsk_..."
+    litellm_prefix = "groq/"
 
     def is_quota(self, err: UpstreamError) -> bool:
         # A restricted organisation serves nothing until support acts (a 400, not a caller fault).

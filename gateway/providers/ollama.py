@@ -11,6 +11,8 @@ class Ollama(Flavor):
     requires_key = False  # any bearer token is accepted and ignored
     key_shape = None
     key_hint = ""
+    litellm_prefix = "ollama/"
+    local = True  # your own machine: free unless `prices:` says otherwise
 
     def is_rate_limit(self, err: UpstreamError) -> bool:
         # "server busy, please try again.  maximum pending requests exceeded"
