@@ -12,6 +12,7 @@ import logging
 import time
 from datetime import UTC, datetime
 
+from gateway.accounting.prices import PriceList
 from gateway.checks import Report, Row, check_all
 from gateway.errors import FailureClass
 from gateway.settings import Config
@@ -28,6 +29,14 @@ async def run(config: Config, redis_url: str | None) -> Report:
         now = time.time()
         for provider, row in checked:
             _benches(row, ProviderStatus.of(provider, active, now))
+    prices = PriceList()
+    for provider, row in checked:
+        for model in dict.fromkeys(provider.config.models.values()):
+            if prices.rate(provider, model) is None:
+                row.warnings.append(
+                    f"{model} has no price (not in litellm's price file): its usage is counted with cost null; "
+                    f"set prices: {{{model}: {{input_per_mtok: ..., output_per_mtok: ...}}}} under {provider.name}"
+                )
     return Report([row for _, row in checked], store_line)
 
 

@@ -6,6 +6,7 @@
     ├── UnknownModel           no configured provider maps the requested model
     ├── NoProviderAvailable    every candidate was skipped or failed; carries one Attempt each
     ├── ClientGone             the client disconnected; nothing to answer, nobody to blame
+    ├── OverLimit              a gateway key's budget or rate limit refuses the request (429)
     └── AttemptFailed          one upstream attempt failed; carries its Failure
         ├── ProviderFailed     the next provider may not share it: fail over
         └── CallerFault        the upstream rejected the request itself: relay it, fail over nowhere
@@ -19,7 +20,8 @@
     ├── model_not_found   this provider lacks this model                      fail over, cools (provider, model)
     ├── transient         5xx, timeout, reset, malformed body                 fail over, circuit breaker
     ├── unreachable       no connection at all (refused, DNS, connect timeout) fail over, circuit breaker
-    └── caller_fault      the request itself is wrong                         back to the client, cools nothing
+    ├── caller_fault      the request itself is wrong                         back to the client, cools nothing
+    └── budget            the provider's spend cap is reached (ours)          skipped until the period ends
 
 Nothing here knows the wire format: `gateway.web` turns these into OpenAI-shaped answers, and
 `gateway.web.messages` holds the words a client reads.
@@ -47,6 +49,7 @@ class FailureClass(enum.StrEnum):
     TRANSIENT = "transient"
     UNREACHABLE = "unreachable"  # never from an answer: only a transport says it
     CALLER = "caller_fault"
+    BUDGET = "budget"  # never from an answer: the provider's own spend cap (`budget:`) is reached
 
 
 # A client is told to retry (x-should-retry: true) only when a rate limit ends within this long:
@@ -91,6 +94,17 @@ class UnknownModel(GatewayError):
 
 class ClientGone(GatewayError):
     """The client disconnected: nothing to answer, nothing to blame on a provider."""
+
+
+class OverLimit(GatewayError):
+    """A gateway key's budget or rate limit refuses a request before any provider sees it: a 429."""
+
+    def __init__(self, message: str, kind: str, code: str, headers: list[tuple[bytes, bytes]]) -> None:
+        super().__init__(message)
+        self.message = message
+        self.kind = kind  # the error's `type`: insufficient_quota, or requests / tokens as OpenAI says
+        self.code = code
+        self.headers = headers  # Retry-After, x-should-retry, x-ratelimit-*
 
 
 class AttemptFailed(GatewayError):

@@ -68,6 +68,12 @@ class Metrics(Collector):
         self.skips: defaultdict[tuple[str, str], int] = defaultdict(int)
         self.cooldowns: defaultdict[tuple[str, str], int] = defaultdict(int)
         self.tokens: defaultdict[tuple[str, str], int] = defaultdict(int)
+        # What was charged, by provider and client-facing model (gateway.accounting.meter).
+        self.charged_tokens: defaultdict[tuple[str, str, str], int] = defaultdict(int)
+        self.cost_usd: defaultdict[tuple[str, str], float] = defaultdict(float)
+        self.unpriced: defaultdict[tuple[str, str], int] = defaultdict(int)
+        # (scope, name, period, USD left) of every budget, read at the scrape.
+        self.budgets: Callable[[], list[tuple[str, str, str, float]]] = list
         self.attempts = _Histogram()
         self.first_chunks = _Histogram()
         self.registry = CollectorRegistry(auto_describe=False)
@@ -99,6 +105,14 @@ class Metrics(Collector):
         if completion:
             self.tokens[provider, "completion"] += completion
 
+    def charged(self, provider: str, model: str, prompt: int, completion: int, cost_nano: int | None) -> None:
+        self.charged_tokens[provider, model, "input"] += prompt
+        self.charged_tokens[provider, model, "output"] += completion
+        if cost_nano is None:
+            self.unpriced[provider, model] += 1
+        else:
+            self.cost_usd[provider, model] += cost_nano / 1e9
+
     # -- the scrape ----------------------------------------------------------------------------
 
     def collect(self) -> Iterator[Metric]:
@@ -116,6 +130,24 @@ class Metrics(Collector):
         )  # fmt: skip
         yield _counter("gateway_cooldowns", "Cooldowns set, by reason", ["provider", "reason"], self.cooldowns)
         yield _counter("gateway_tokens", "Tokens reported by providers", ["provider", "type"], self.tokens)
+        yield _counter(
+            "gateway_usage_tokens", "Tokens charged, by serving provider and client-facing model",
+            ["provider", "model", "type"], self.charged_tokens,
+        )  # fmt: skip
+        yield _counter(
+            "gateway_cost_usd", "Cost charged in USD, by serving provider and client-facing model (priced requests)",
+            ["provider", "model"], self.cost_usd,
+        )  # fmt: skip
+        yield _counter(
+            "gateway_unpriced_requests", "Requests served by a model without a price: cost unknown, not $0",
+            ["provider", "model"], self.unpriced,
+        )  # fmt: skip
+        budget = GaugeMetricFamily(
+            "gateway_budget_remaining_usd", "USD left in a budget this period", labels=["scope", "name", "period"]
+        )
+        for scope, name, period, left in self.budgets():
+            budget.add_metric([scope, name, period], left)
+        yield budget
         yield self.attempts.family(
             "gateway_upstream_duration_seconds",
             "One upstream attempt: to the whole answer, or for a stream to its first event",

@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 if TYPE_CHECKING:
+    from gateway.client_keys import ClientKey
     from gateway.errors import Attempt
+    from gateway.providers import Provider
 
 
 class Outcome(enum.StrEnum):
@@ -34,6 +36,7 @@ class Outcome(enum.StrEnum):
     REQUEST_TOO_LARGE = "request_too_large"  # every provider refused its size
     NO_PROVIDER = "no_provider"
     SHED = "shed"  # past limits.max_in_flight: answered 503 at once
+    OVER_LIMIT = "over_limit"  # its gateway key's budget or rate limit: answered 429, no provider reached
     STREAM_BROKEN = "stream_broken"  # after the stream was committed
     CLIENT_GONE = "client_gone"
     CANCELLED = "cancelled"  # by the server, at shutdown
@@ -45,18 +48,27 @@ class Trace:
 
     __slots__ = (
         "attempts",
+        "cost_nano",
         "endpoint",
+        "estimated",
+        "events",
         "first_chunk_s",
+        "key",
         "model",
         "outcome",
         "probe",
         "provider",
+        "request_bytes",
         "request_id",
+        "reserved",
+        "reserved_nano",
+        "served",
         "started",
         "status",
         "stream",
         "upstream_request_id",
         "usage",
+        "user",
     )
 
     def __init__(self, request_id: bytes, endpoint: str) -> None:
@@ -73,6 +85,16 @@ class Trace:
         self.first_chunk_s: float | None = None
         self.usage: dict[str, Any] | None = None
         self.upstream_request_id: str | None = None
+        # Who it counts for and what it cost (gateway.accounting fills these in).
+        self.key: ClientKey | None = None
+        self.user: str | None = None
+        self.served: Provider | None = None  # the provider that answered it; `provider` is its name
+        self.request_bytes = 0
+        self.events = 0  # data events relayed, for a stream's estimate when its usage report never came
+        self.reserved: tuple[tuple[str, str], ...] = ()  # budget entries this request reserved from
+        self.reserved_nano = 0
+        self.cost_nano: int | None = None  # None: nothing charged, or unpriced (see `served`)
+        self.estimated = False
 
     def tokens(self) -> tuple[int, int]:
         usage = self.usage
@@ -135,6 +157,12 @@ class RequestLog:
             line["tokens"] = {"prompt": prompt, "completion": completion}
         if trace.upstream_request_id:
             line["upstream_request_id"] = trace.upstream_request_id
+        if trace.key is not None:
+            line["key"], line["project"] = trace.key.name, trace.key.project
+        if trace.served is not None:  # charged: its cost, null when its model has no price
+            line["cost_usd"] = trace.cost_nano / 1e9 if trace.cost_nano is not None else None
+            if trace.estimated:
+                line["estimated"] = True
         return line
 
 

@@ -142,6 +142,7 @@ def config_dict(fakes: dict[str, FakeUpstream], order: tuple[str, ...] = FLAVORS
             entry["api_key_env"] = KEY_ENV[flavor]
         providers.append(entry)
     config: dict[str, Any] = {"providers": providers, "timeouts": {"connect_s": 2, "total_s": 5}}
+    config["usage"] = {"path": ":memory:"}  # a test that needs the file or Redis says so
     config.update(sections)
     return config
 
@@ -182,6 +183,11 @@ class RunningGateway:
 
     def log_lines(self) -> list[dict[str, Any]]:
         return [json.loads(line) for chunk in list(self.log) for line in chunk.splitlines()]
+
+    def line(self, number: int) -> dict[str, Any]:
+        """The request log's `number`th line (from 1), once it is out: a line follows its answer."""
+        wait_for(lambda: len(self.log_lines()) >= number, what=f"request log line {number}")
+        return self.log_lines()[number - 1]
 
     def client(self, **kwargs: Any) -> openai.OpenAI:
         return openai.OpenAI(base_url=f"{self.url}/v1", api_key="client-token", max_retries=0, **kwargs)

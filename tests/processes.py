@@ -104,8 +104,9 @@ class GatewayProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env=env,
-            cwd=ROOT,
+            # Beside its config, as users run it: what it writes (the usage file) stays out of the repo.
+            env={**env, "PYTHONPATH": str(ROOT)},
+            cwd=config_path.parent,
         )
         self.output = wait_for_line(self.proc, "Uvicorn running on", "gateway")
 

@@ -79,7 +79,7 @@ def test_a_rate_limit_about_to_reset_is_worth_the_sdks_own_retry(fakes, start_ga
     answer = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert answer.choices[0].message.content == "Hello from openai"
     assert sent == ["/v1/chat/completions"] * 2  # the 503 said: retry in 1 s, and that retry was served
-    first = gateway.log_lines()[0]
+    first = gateway.line(1)
     assert first["status"] == 503
     assert {"provider": "openai", "reason": "rate_limited", "status": 429, "cooldown_s": 1.0} in first["skipped"]
 

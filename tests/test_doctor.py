@@ -210,3 +210,12 @@ def test_a_key_no_header_can_carry_is_flagged_without_showing_it(fakes, tmp_path
     assert (row["KEY"], row["VERDICT"]) == ("unusable", "out")
     assert "TEST_OPENAI_KEY holds a tab at character 10 of 19" in row["NOTES"]
     assert "ghijkl" not in result.stdout
+
+
+def test_a_model_without_a_price_is_a_warning_naming_the_fix(fakes, tmp_path):
+    config = healthy_config(fakes)  # gemini-2.0-flash is not in litellm's price file; gpt-4o-mini is
+    balance(fakes)
+    output = doctor(fakes, config, tmp_path).stdout
+    assert "gemini-2.0-flash has no price (not in litellm's price file)" in output
+    assert "set prices: {gemini-2.0-flash: {input_per_mtok: ..., output_per_mtok: ...}} under gemini" in output
+    assert "gpt-4o-mini has no price" not in output

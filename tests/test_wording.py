@@ -19,6 +19,7 @@ WORDS = {
     "model_not_found": "openai: has no model 'gpt-4o-mini', retry in 60 s; fix its models map",
     "transient": "openai: failing repeatedly, retry in 60 s",
     "unreachable": "openai: not reachable at http://127.0.0.1:",
+    "budget": "openai: its spend cap (budget) is reached, retry in 60 s; raise budget: in providers.yaml",
     "manual": "openai: benched by an operator, retry in 60 s",
     "maintenance window": "openai: benched by an operator (maintenance window), retry in 60 s",
 }

@@ -66,6 +66,10 @@ class Router:
         self.breaker.adopt(previous.breaker)
         self.unreachable = previous.unreachable
 
+    def chain(self, endpoint: Endpoint, model: str) -> list[Provider]:
+        """The providers that may serve a model on an endpoint, in the order they are tried."""
+        return self._chains.get((endpoint, model), [])
+
     def models(self) -> list[str]:
         return list(dict.fromkeys(m for p in self.providers for m in p.config.models))
 

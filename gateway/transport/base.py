@@ -44,6 +44,8 @@ class Stream(Protocol):
     first: bytes
     headers: Mapping[str, str]
     usage: dict[str, Any] | None
+    # The gateway asked for the usage report and the client did not: it is read, not relayed.
+    strip_usage: bool
 
     def events(self) -> AsyncIterator[bytes]:
         """The rest, in blocks as they come; raises ProviderFailed if the stream breaks or stalls."""

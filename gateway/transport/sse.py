@@ -65,13 +65,17 @@ def _event(block: bytes) -> tuple[int, bytes]:
     return _DATA, payload
 
 
-def _usage(block: bytes, usage_of: UsageOf) -> dict[str, Any] | None:
-    """Token counts from one data event, as the endpoint finds them in a parsed chunk."""
+def _usage(block: bytes, usage_of: UsageOf) -> tuple[dict[str, Any] | None, bool]:
+    """Token counts from one data event, as the endpoint finds them in a parsed chunk, and whether
+    the event is nothing but the usage report (`"choices": []`, as `include_usage` adds)."""
     try:
         doc = orjson.loads(_event(block)[1])
     except orjson.JSONDecodeError:
-        return None
-    return usage_of(doc) if isinstance(doc, dict) else None
+        return None, False
+    if not isinstance(doc, dict):
+        return None, False
+    usage = usage_of(doc)
+    return usage, usage is not None and doc.get("choices") == []
 
 
 def _append(buffer: bytes, chunk: bytes) -> bytes:
@@ -186,7 +190,8 @@ class SseStream:
         self._usage_of = usage_of
         self._total_s = total_s
         self.headers = headers
-        self.usage: dict[str, Any] | None = _usage(first, usage_of) if _USAGE in first else None
+        self.usage: dict[str, Any] | None = _usage(first, usage_of)[0] if _USAGE in first else None
+        self.strip_usage = False
 
     async def events(self) -> AsyncIterator[bytes]:
         """Yield blocks of complete SSE events as they come; raise ProviderFailed if the stream breaks.
@@ -227,9 +232,18 @@ class SseStream:
     def _scan(self, complete: bytes, watchdog: _StallWatchdog) -> tuple[bytes, Any]:
         """The good prefix of a run of complete events, and _DONE, a failure, or None to go on."""
         if _USAGE in complete:  # the last chunk or two, when usage is reported at all
+            kept = []
             for event in complete.split(b"\n\n"):
-                if _USAGE in event and (usage := _usage(event, self._usage_of)) is not None:
-                    self.usage = usage
+                if _USAGE in event:
+                    usage, only_usage = _usage(event, self._usage_of)
+                    if usage is not None:
+                        self.usage = usage
+                    if only_usage and self.strip_usage:
+                        continue
+                kept.append(event)
+            complete = b"\n\n".join(kept)
+            if not complete:
+                return b"", None
         # Fast path, nearly every block: content events only (no `[DONE]`, no error object, no
         # `event: error`: none of them can be there without the word). Comments do not feed the watchdog.
         if b"[DONE]" not in complete and b"error" not in complete:

@@ -23,11 +23,21 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gateway import endpoints
+from gateway.accounting.meter import Meter
 from gateway.endpoints import Endpoint
-from gateway.errors import BadRequest, CallerFault, ClientGone, NoProviderAvailable, ProviderFailed, UnknownModel
+from gateway.errors import (
+    BadRequest,
+    CallerFault,
+    ClientGone,
+    NoProviderAvailable,
+    OverLimit,
+    ProviderFailed,
+    UnknownModel,
+)
 from gateway.request_log import Outcome, RequestLog, Trace
 from gateway.routing.router import Router
 from gateway.web import messages
+from gateway.web.client_watch import ClientWatch
 from gateway.web.wire import bad_request_body, error_body, parse_json, relayable_error
 
 log = logging.getLogger("gateway.edge")
@@ -41,6 +51,8 @@ _UNAUTHORIZED = error_body(
     "Missing or invalid gateway key: send 'Authorization: Bearer <key>' with a key listed in client_keys.",
     code="invalid_api_key",
 )
+KEY_SCOPE = "gateway.key"  # the ClientKey the app found in the request's Authorization header
+_INCLUDE_USAGE = {"include_usage": True}
 _CLIENT_CLOSED = 499  # nginx's status for "the client closed the connection", in logs only
 # Request ids: a random prefix per process, then a counter; unique across replicas, and no syscall.
 _ID_PREFIX = os.urandom(8).hex().encode()
@@ -76,11 +88,12 @@ def _request_id(scope: dict[str, Any]) -> bytes:
 
 
 class Edge:
-    def __init__(self, router: Router, max_body_bytes: int, request_log: RequestLog) -> None:
+    def __init__(self, router: Router, max_body_bytes: int, request_log: RequestLog, meter: Meter) -> None:
         self.router = router
         self.max_body_bytes = max_body_bytes
         self.request_log = request_log
         self.metrics = router.metrics
+        self.meter = meter
 
     def _too_large(self) -> BadRequest:
         limit = self.max_body_bytes
@@ -138,12 +151,14 @@ class Edge:
         self, scope: dict[str, Any], receive: Receive, send: Send, endpoint: Endpoint, trace: Trace
     ) -> None:
         try:
-            body = parse_json(await self._read_body(scope, receive))
+            raw = await self._read_body(scope, receive)
+            body = parse_json(raw)
             endpoint.check(body)
+            trace.model, trace.request_bytes = body["model"], len(raw)
+            self.meter.admit(trace, scope.get(KEY_SCOPE), endpoint, body)
         except Exception as exc:
             return await self._fail(send, exc, trace)
-        trace.model = body["model"]
-        watch = _ClientWatch(receive)
+        watch = ClientWatch(receive)
         try:
             if endpoint.streams(body):
                 trace.stream = True
@@ -162,6 +177,10 @@ class Edge:
             watch.disarm()
 
     def _finish(self, trace: Trace) -> None:
+        try:
+            self.meter.settle(trace)
+        except Exception:  # a bug in accounting must not lose the log line and metrics of the request
+            log.exception("charging the request failed")
         provider = trace.provider or "none"
         self.metrics.request(trace.endpoint, provider, trace.outcome)
         if trace.usage:
@@ -171,7 +190,7 @@ class Edge:
         self.request_log.emit(trace)
 
     async def _complete(
-        self, endpoint: Endpoint, body: dict[str, Any], send: Send, watch: _ClientWatch, trace: Trace
+        self, endpoint: Endpoint, body: dict[str, Any], send: Send, watch: ClientWatch, trace: Trace
     ) -> None:
         try:
             provider, answer = await self.router.complete(endpoint, body, trace)
@@ -179,7 +198,7 @@ class Edge:
             watch.disarm()
             return await self._fail(send, exc, trace)
         watch.disarm()
-        trace.provider, trace.usage = provider.name, answer.usage
+        trace.provider, trace.served, trace.usage = provider.name, provider, answer.usage
         trace.upstream_request_id = answer.headers.get("x-request-id")
         trace.status, trace.outcome = 200, Outcome.OK
         headers = [_served_by(provider.name), (b"x-request-id", trace.request_id)]
@@ -207,6 +226,9 @@ class Edge:
                 headers.append((b"x-should-retry", b"true" if soon is not None else b"false"))
                 status, outcome = 503, Outcome.NO_PROVIDER
                 body = error_body(503, messages.no_provider(exc), code="no_provider_available")
+            case OverLimit():
+                status, outcome, headers = 429, Outcome.OVER_LIMIT, exc.headers
+                body = error_body(429, exc.message, code=exc.code, kind=exc.kind)
             case CallerFault():
                 status, outcome = exc.status, Outcome.CALLER_FAULT
                 body, headers = relayable_error(exc.error, exc.body), None
@@ -221,23 +243,32 @@ class Edge:
         await respond(send, status, body, [*(headers or ()), (b"x-request-id", trace.request_id)])
 
     async def _stream(
-        self, endpoint: Endpoint, body: dict[str, Any], send: Send, watch: _ClientWatch, trace: Trace
+        self, endpoint: Endpoint, body: dict[str, Any], send: Send, watch: ClientWatch, trace: Trace
     ) -> None:
         model = body["model"]
+        # The usage report is asked for on every stream, so that streams are charged what they used;
+        # a client that did not ask for it does not get it.
+        options = body.get("stream_options")
+        asked = options is not None and options.get("include_usage") is True
+        if not asked:
+            body["stream_options"] = {**options, "include_usage": True} if options else _INCLUDE_USAGE
         try:
             provider, stream = await self.router.stream(endpoint, body, trace)
         except Exception as exc:
             watch.disarm()
             return await self._fail(send, exc, trace)
+        stream.strip_usage = not asked
         headers = [*_SSE_HEADERS, _served_by(provider.name), (b"x-request-id", trace.request_id)]
-        trace.provider, trace.status, trace.outcome = provider.name, 200, Outcome.OK
+        trace.provider, trace.served, trace.status, trace.outcome = provider.name, provider, 200, Outcome.OK
         trace.upstream_request_id = stream.headers.get("x-request-id")
         try:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": stream.first, "more_body": True})
             trace.first_chunk_s = time.perf_counter() - trace.started
+            trace.events = 1
             async for block in stream.events():
                 await send({"type": "http.response.body", "body": block, "more_body": True})
+                trace.events += block.count(b"\n\n")  # events relayed: a cut stream's estimate
         except ProviderFailed as exc:
             trace.outcome = Outcome.STREAM_BROKEN
             attempt = self.router.record_failure(provider, model, exc.failure)
@@ -257,37 +288,3 @@ class Edge:
             stream.close()  # idempotent; covers a cancel before the relay began
         watch.disarm()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-class _ClientWatch:
-    """Cancels the request's task when its client disconnects: the upstream call, and its bill, stop.
-
-    uvicorn does not tell a handler that its client left (sends to a closed connection are
-    silently dropped), so one task waits on `receive()` for `http.disconnect`. Disarmed once the
-    answer is complete, when the server itself reports a disconnect for every finished request.
-    """
-
-    def __init__(self, receive: Receive) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self.task = task
-        self._armed = True
-        self._watcher = asyncio.create_task(_wait_disconnect(receive))
-        self._watcher.add_done_callback(self._fire)
-
-    def _fire(self, watcher: asyncio.Task[None]) -> None:
-        if self._armed and not watcher.cancelled():
-            self.task.cancel()
-
-    @property
-    def client_left(self) -> bool:
-        return self._watcher.done() and not self._watcher.cancelled()
-
-    def disarm(self) -> None:
-        self._armed = False
-        self._watcher.cancel()
-
-
-async def _wait_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass

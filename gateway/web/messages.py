@@ -53,6 +53,8 @@ def describe(attempt: Attempt, model: str) -> str:
         case FailureClass.UNREACHABLE:
             benched = f" (benched{wait})" if attempt.remaining_s else ""
             return f"{name}: not reachable at {_origin(provider.config.base_url)} — is it running?{benched}"
+        case FailureClass.BUDGET:
+            return f"{name}: its spend cap (budget) is reached{wait}; raise budget: in providers.yaml to use it now"
         case FailureClass.CALLER:
             return f"{name}: rejected the request (HTTP {attempt.status})"
         case "manual":

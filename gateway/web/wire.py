@@ -25,8 +25,10 @@ _TYPES = {
 }
 
 
-def error_body(status: int, message: str, *, param: str | None = None, code: str | None = None) -> bytes:
-    kind = _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+def error_body(
+    status: int, message: str, *, param: str | None = None, code: str | None = None, kind: str | None = None
+) -> bytes:
+    kind = kind or _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
     return orjson.dumps({"error": {"message": message, "type": kind, "param": param, "code": code}})
 
 
