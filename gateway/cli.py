@@ -1,4 +1,4 @@
-"""The command line: `gateway serve`, `gateway status`, `gateway doctor`, `gateway keys hash|new`.
+"""The command line: `gateway serve`, `status`, `doctor`, `cooldown`, `keys hash|new`, `usage`.
 
 Configuration comes from `--config` (or `GATEWAY_CONFIG`, else ./providers.yaml); the store from
 `REDIS_URL` (unset: in-process). A bad config exits with status 2 and a message naming the file
@@ -77,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
     hash_key.add_argument("key", nargs="?")
     hash_key.set_defaults(run=keys_hash_command)
     key_commands.add_parser("new", help="make a new key and print it with its entry").set_defaults(run=keys_new_command)
+
+    from gateway.usage_cli import add_usage_command
+
+    add_usage_command(commands)
     return parser
 
 

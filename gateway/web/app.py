@@ -32,6 +32,9 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from gateway import checks
+from gateway.accounting import make_usage_store
+from gateway.accounting.ledger import Ledger
+from gateway.accounting.meter import Meter
 from gateway.client_keys import ClientKeys
 from gateway.endpoints import ENDPOINTS
 from gateway.errors import ConfigError
@@ -44,7 +47,9 @@ from gateway.store import make_store
 from gateway.transport import Transports
 from gateway.web import messages
 from gateway.web.admin import add_admin_off_routes, add_admin_routes
-from gateway.web.edge import Edge, respond
+from gateway.web.edge import KEY_SCOPE, Edge, respond
+from gateway.web.usage_api import SERVED_PATHS as USAGE_PATHS
+from gateway.web.usage_api import add_usage_routes
 from gateway.web.wire import error_body
 
 log = logging.getLogger("gateway")
@@ -55,6 +60,9 @@ _SERVED = (
     *(f"POST /v1{endpoint.path}" for endpoint in ENDPOINTS),
     "GET /v1/models",
     "GET /v1/models/{model}",
+    "GET /v1/organization/usage/completions",
+    "GET /v1/organization/usage/embeddings",
+    "GET /v1/organization/costs",
     "GET /health",
     "GET /metrics",
 )
@@ -77,9 +85,15 @@ class Gateway:
         request_log: RequestLog | None = None,
     ) -> None:
         self.config_path = config_path
+        self.admin_key = admin_key
         self.store = make_store(redis_url)
         self.transports = Transports(config.timeouts)
         self.metrics = Metrics(lambda: self.router.statuses())
+        # Usage and spend: Redis when REDIS_URL is set, else the SQLite file `usage.path`.
+        self.usage_store = make_usage_store(redis_url, config.usage)
+        self.ledger = Ledger(self.usage_store, replica=os.urandom(6).hex())
+        self.meter = Meter(self.ledger, self.metrics)
+        self.metrics.budgets = self.meter.budgets
         self.request_log = request_log if request_log is not None else RequestLog()
         # A provider cleared on another replica (its probe succeeded there) starts afresh here too.
         self.store.on_cleared = lambda key: self.router.cleared_elsewhere(key)
@@ -92,14 +106,16 @@ class Gateway:
             add_admin_routes(self.api, self, admin_key)
         else:
             add_admin_off_routes(self.api)
+        add_usage_routes(self.api, self)  # the admin key reads all; a gateway key its own usage
 
     def _apply(self, config: Config, previous: Router | None = None) -> None:
         router = Router(config, self.store, self.transports, self.metrics)
         if previous is not None:
             router.adopt(previous)
-        edge = self._edge = Edge(router, config.limits.max_body_bytes, self.request_log)
+        edge = self._edge = Edge(router, config.limits.max_body_bytes, self.request_log, self.meter)
         self.transports.configure(config.timeouts, config.limits.max_response_bytes)
-        self._keys = ClientKeys(config.client_keys) if config.client_keys is not None else None
+        self.keys = ClientKeys(config.client_keys) if config.client_keys is not None else None
+        self.meter.configure(router, self.keys)
         self.config, self.router = config, router
         self._hot = {}
         for endpoint in ENDPOINTS:  # with and without /v1, as clients configure their base URL either way
@@ -131,13 +147,16 @@ class Gateway:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if (
             scope["type"] == "http"
-            and self._keys is not None
+            and self.keys is not None
             and scope["path"] not in _OPEN_PATHS
+            and scope["path"] not in USAGE_PATHS  # the usage API takes the admin key or a gateway key itself
             and not scope["path"].startswith("/admin/")  # the admin key guards those
         ):
             authorization = next((v for k, v in scope["headers"] if k == b"authorization"), None)
-            if self._keys.identify(authorization) is None:
+            key = self.keys.identify(authorization)
+            if key is None:
                 return await self._edge.unauthorized(scope, send)
+            scope[KEY_SCOPE] = key  # who the request counts for
         if scope["type"] == "http" and (handler := self._hot.get(scope["path"])) is not None:
             if scope["method"] == "POST":
                 if self._in_flight >= self.config.limits.max_in_flight:  # shed at once: never a queue
@@ -155,6 +174,7 @@ class Gateway:
     async def _lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
         await self.transports.start()
         await self.store.start()
+        await self.ledger.start()
         self._start_checks()
         # Signals reach only the main thread; a gateway embedded in a test thread reloads by admin call.
         on_signal = self.config_path is not None and threading.current_thread() is threading.main_thread()
@@ -168,6 +188,7 @@ class Gateway:
             if self._checks_task is not None and not self._checks_task.done():
                 self._checks_task.cancel()  # and let it close its own connections, for a moment at most
                 await asyncio.wait([self._checks_task], timeout=1.0)
+            await self.ledger.close()  # what is left is flushed, a bounded wait
             await self.store.close()
             await self.transports.close()
 
@@ -224,6 +245,7 @@ class Gateway:
             "serving": serving,
             "providers": providers,
             "store": store,
+            "usage_store": self.usage_store.status(),
             "checks": self.checks,
         }
 
