@@ -11,6 +11,7 @@ See bench/README.md for what each figure means.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -332,6 +333,13 @@ class Bench:
             {"name": "ollama", "flavor": "ollama", "base_url": f"{mock}/v1", "models": chat},
         ]
         config = {"providers": providers, "cooldowns": {"quota_s": quota_s}}
+        # Every request counts for a named key with a budget and rate limits, so that the whole of
+        # accounting (checks, reservation, charge) is on the measured path; usage goes to a file here.
+        digest = "sha256:" + hashlib.sha256(CLIENT_KEY.encode()).hexdigest()
+        limits = {"requests_per_minute": 10**9, "tokens_per_minute": 10**12}
+        key = {"name": "bench", "key": digest, "budget": {"daily_usd": 10**6}, "rate_limits": limits}
+        config["client_keys"] = [key]
+        config["usage"] = {"path": str(self.tmp / f"{name}-usage.sqlite3")}
         path = self.tmp / f"{name}.yaml"
         path.write_text(json.dumps(config))  # JSON is YAML
         return path
