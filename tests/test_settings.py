@@ -138,6 +138,11 @@ def test_docker_compose_runs_gateway_redis_and_ollama():
     assert any(str(p).endswith(":8000") for p in gateway["ports"])
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "gateway" in dockerfile and "8000" in dockerfile
+    # The default usage file (relative to the working directory) must be writable by the user it runs as.
+    lines = dockerfile.splitlines()
+    workdir = [line.split()[1] for line in lines if line.startswith("WORKDIR")][-1]
+    user = [line.split()[1] for line in lines if line.startswith("USER")][-1]
+    assert any(line.startswith("RUN") and f"chown {user}" in line and workdir in line for line in lines)
     assert os.path.exists(ROOT / ".dockerignore")
 
 
