@@ -48,6 +48,9 @@ def test_a_key_over_its_budget_gets_insufficient_quota_and_reaches_no_provider(f
     gateway = start_gateway(keyed_config(fakes, budget={"daily_usd": 4.0, "monthly_usd": 100.0}))
     client(gateway).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # costs $5
     lines(gateway, 1)
+    scraped = httpx.get(f"{gateway.url}/metrics", timeout=5).text
+    assert 'gateway_budget_remaining_usd{name="crm-tool",period="monthly",scope="key"} 95.0' in scraped
+    assert 'gateway_budget_remaining_usd{name="crm-tool",period="daily",scope="key"} 0.0' in scraped
     calls = fakes["openai"].calls()
     with pytest.raises(openai.RateLimitError) as refused:
         client(gateway).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
