@@ -105,13 +105,15 @@ class Metrics(Collector):
         if completion:
             self.tokens[provider, "completion"] += completion
 
-    def charged(self, provider: str, model: str, prompt: int, completion: int, cost_nano: int | None) -> None:
-        self.charged_tokens[provider, model, "input"] += prompt
-        self.charged_tokens[provider, model, "output"] += completion
-        if cost_nano is None:
-            self.unpriced[provider, model] += 1
-        else:
+    def charged(self, provider: str, model: str, tokens: tuple[int, int], cost_nano: int | None, unpriced: int) -> None:
+        """What a batch of usage charged (the ledger's, every 0.1 s: not once a request). `cost_nano`
+        is None when none of it was priced: no cost is shown then, rather than $0."""
+        self.charged_tokens[provider, model, "input"] += tokens[0]
+        self.charged_tokens[provider, model, "output"] += tokens[1]
+        if cost_nano is not None:
             self.cost_usd[provider, model] += cost_nano / 1e9
+        if unpriced:
+            self.unpriced[provider, model] += unpriced
 
     # -- the scrape ----------------------------------------------------------------------------
 

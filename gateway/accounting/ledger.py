@@ -97,6 +97,7 @@ class Ledger:
         self._closing = False
         self.on_totals: Callable[[], None] = lambda: None  # the totals were read (budgets check them)
         self.reads_totals = True  # False: no budget or rate limit is configured, so nobody reads them
+        self.on_batch: Callable[[Batch], None] = lambda _batch: None  # a batch is complete (metrics count it)
 
     def _next_id(self) -> str:
         self._sequence += 1
@@ -216,6 +217,7 @@ class Ledger:
             if self._pending.empty():
                 return True
             self._in_transit, self._pending = self._pending, Batch(self._next_id())
+            self.on_batch(self._in_transit)
         batch = self._in_transit
         if not await self.store.write(batch):
             return False  # kept, and sent again as it is: the store applies an id once

@@ -26,6 +26,8 @@ from gateway.accounting.prices import NANO_PER_USD
 from gateway.client_keys import ClientKey
 from gateway.errors import OverLimit
 
+Headers = list[tuple[bytes, bytes]]
+
 
 @dataclass(frozen=True, slots=True)
 class Period:
@@ -79,13 +81,13 @@ class Limits:
         self.ledger = ledger
         self.reserved: dict[tuple[str, str], int] = {}  # (key name, period id) -> nano-dollars
 
-    def admit(self, key: ClientKey, minute: int, reserve_nano: int) -> tuple[tuple[str, str], ...]:
+    def admit(self, key: ClientKey, minute: int, reserve_nano: int) -> tuple[tuple[tuple[str, str], ...], Headers]:
         """Check the key's budgets and rate limits; count it and reserve. Raises OverLimit.
 
-        Returns what was reserved (the (key, period) entries, each by `reserve_nano`), for `release`.
+        Returns what was reserved (the (key, period) entries, each by `reserve_nano`), for `release`,
+        and the `x-ratelimit-*` headers its answer carries when the key has rate limits.
         """
-        if key.rate_limits is not None:
-            self._check_rate(key, minute)
+        used = self._check_rate(key, minute) if key.rate_limits is not None else None
         reserved: tuple[tuple[str, str], ...] = ()
         if key.budget is not None:
             capped = budget_periods(self.ledger, minute, key.budget.daily_usd, key.budget.monthly_usd)
@@ -97,9 +99,11 @@ class Limits:
             reserved = tuple((key.name, period.id) for period, _ in capped)
             for entry in reserved:
                 self.reserved[entry] = self.reserved.get(entry, 0) + reserve_nano
-        if key.rate_limits is not None:
+        headers: Headers = []
+        if used is not None:
             self.ledger.count_request(key.name, minute)
-        return reserved
+            headers = _all_rate_headers(key, used[0] + 1, used[1], _reset_s(minute))
+        return reserved, headers
 
     def release(self, reserved: tuple[tuple[str, str], ...], nano: int) -> None:
         for entry in reserved:
@@ -109,7 +113,8 @@ class Limits:
             else:
                 self.reserved.pop(entry, None)
 
-    def _check_rate(self, key: ClientKey, minute: int) -> None:
+    def _check_rate(self, key: ClientKey, minute: int) -> tuple[int, int]:
+        """The key's requests and tokens this minute; raises OverLimit when either is at its limit."""
         limits = key.rate_limits
         assert limits is not None
         requests, tokens = self.ledger.rate(key.name, minute)
@@ -119,14 +124,11 @@ class Limits:
         elif limits.tokens_per_minute is not None and tokens >= limits.tokens_per_minute:
             over = ("tokens", "tokens per minute (TPM)", limits.tokens_per_minute, tokens)
         if over is None:
-            return
+            return requests, tokens
         kind, what, limit, used = over
-        reset_s = max(1, math.ceil((minute + 1) * 60 - time.time()))
+        reset_s = _reset_s(minute)
         headers = [(b"retry-after", str(reset_s).encode()), (b"x-should-retry", b"true")]
-        if limits.requests_per_minute is not None:
-            headers += _rate_headers("requests", limits.requests_per_minute, requests, reset_s)
-        if limits.tokens_per_minute is not None:
-            headers += _rate_headers("tokens", limits.tokens_per_minute, tokens, reset_s)
+        headers += _all_rate_headers(key, requests, tokens, reset_s)
         message = (
             f"Rate limit reached for gateway key '{key.name}' on {what}: Limit {limit}, Used {used}. "
             f"Please try again in {reset_s}s."
@@ -134,12 +136,32 @@ class Limits:
         raise OverLimit(message, kind, "rate_limit_exceeded", headers)
 
 
-def _rate_headers(kind: str, limit: int, used: int, reset_s: int) -> list[tuple[bytes, bytes]]:
-    return [
-        (f"x-ratelimit-limit-{kind}".encode(), str(limit).encode()),
-        (f"x-ratelimit-remaining-{kind}".encode(), str(max(0, limit - used)).encode()),
-        (f"x-ratelimit-reset-{kind}".encode(), f"{reset_s}s".encode()),
-    ]
+def _reset_s(minute: int) -> int:
+    """Seconds until the minute's counts start afresh."""
+    return max(1, math.ceil((minute + 1) * 60 - time.time()))
+
+
+def _all_rate_headers(key: ClientKey, requests: int, tokens: int, reset_s: int) -> Headers:
+    """OpenAI's `x-ratelimit-*` headers for a key's limits, as they stand after this request."""
+    limits = key.rate_limits
+    assert limits is not None
+    headers: Headers = []
+    if limits.requests_per_minute is not None:
+        headers += _rate_headers("requests", limits.requests_per_minute, requests, reset_s)
+    if limits.tokens_per_minute is not None:
+        headers += _rate_headers("tokens", limits.tokens_per_minute, tokens, reset_s)
+    return headers
+
+
+_NAMES = {  # OpenAI's header names, made once
+    kind: tuple(f"x-ratelimit-{part}-{kind}".encode() for part in ("limit", "remaining", "reset"))
+    for kind in ("requests", "tokens")
+}
+
+
+def _rate_headers(kind: str, limit: int, used: int, reset_s: int) -> Headers:
+    limit_name, remaining_name, reset_name = _NAMES[kind]
+    return [(limit_name, b"%d" % limit), (remaining_name, b"%d" % max(0, limit - used)), (reset_name, b"%ds" % reset_s)]
 
 
 def _over_budget(key: ClientKey, period: Period, spent: int, held: int, cap: int) -> OverLimit:

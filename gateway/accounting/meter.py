@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from gateway.accounting.ledger import Ledger
+from gateway.accounting.ledger import Batch, Ledger
 from gateway.accounting.limits import Limits, budget_periods
 from gateway.accounting.prices import NANO_PER_USD, PriceList, Rate
 from gateway.accounting.usage import BYTES_PER_TOKEN, completion_cap, estimate, tokens_of
@@ -48,6 +48,7 @@ class Meter:
         self._dearest: dict[tuple[Endpoint, str], Rate] = {}
         self._budgeted: list[Provider] = []
         ledger.on_totals = self.check_providers
+        ledger.on_batch = self._count_batch
 
     def configure(self, router: Router, keys: ClientKeys | None) -> None:
         """A new configuration: its prices and budgets; a provider's budget raised by it serves again."""
@@ -78,7 +79,7 @@ class Meter:
             return
         minute = int(time.time() // 60)
         nano = self._most_it_costs(endpoint, body, trace.request_bytes) if key.budget is not None else 0
-        trace.reserved = self.limits.admit(key, minute, nano)
+        trace.reserved, trace.limit_headers = self.limits.admit(key, minute, nano)
         trace.reserved_nano = nano
 
     def _most_it_costs(self, endpoint: Endpoint, body: dict[str, Any], size: int) -> int:
@@ -128,9 +129,15 @@ class Meter:
         rated = key is not None and key.rate_limits is not None
         self.ledger.add(int(time.time() // 60), dims, tokens, cost, trace.estimated, rated)
         trace.cost_nano = cost[0] + cost[1] if cost is not None else None
-        self.metrics.charged(provider.name, model, tokens.input, tokens.output, trace.cost_nano)
         if provider.config.budget is not None and cost is not None:
             self._check(provider, time.time())
+
+    def _count_batch(self, batch: Batch) -> None:
+        """The metrics of what was charged, from a batch of usage: once per model every 0.1 s, not per request."""
+        for (_minute, dims), counters in batch.usage.items():
+            priced = counters[0] > counters[6]
+            cost = counters[4] + counters[5] if priced else None
+            self.metrics.charged(dims[3], dims[4], (counters[1], counters[3]), cost, counters[6])
 
     # -- provider budgets -----------------------------------------------------------------------
 
