@@ -14,7 +14,7 @@ import asyncio
 import enum
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -54,7 +54,6 @@ class Trace:
         "events",
         "first_chunk_s",
         "key",
-        "limit_headers",
         "model",
         "outcome",
         "probe",
@@ -94,7 +93,6 @@ class Trace:
         self.events = 0  # data events relayed, for a stream's estimate when its usage report never came
         self.reserved: tuple[tuple[str, str], ...] = ()  # budget entries this request reserved from
         self.reserved_nano = 0
-        self.limit_headers: Sequence[tuple[bytes, bytes]] = ()  # x-ratelimit-* of a key with rate limits
         self.cost_nano: int | None = None  # None: nothing charged, or unpriced (see `served`)
         self.estimated = False
 

@@ -81,13 +81,15 @@ class Limits:
         self.ledger = ledger
         self.reserved: dict[tuple[str, str], int] = {}  # (key name, period id) -> nano-dollars
 
-    def admit(self, key: ClientKey, minute: int, reserve_nano: int) -> tuple[tuple[tuple[str, str], ...], Headers]:
+    def admit(self, key: ClientKey, minute: int, reserve_nano: int) -> tuple[tuple[str, str], ...]:
         """Check the key's budgets and rate limits; count it and reserve. Raises OverLimit.
 
-        Returns what was reserved (the (key, period) entries, each by `reserve_nano`), for `release`,
-        and the `x-ratelimit-*` headers its answer carries when the key has rate limits.
+        Returns what was reserved (the (key, period) entries, each by `reserve_nano`), for `release`.
+        The `x-ratelimit-*` headers go on the 429 only: on every answer they cost more than the whole
+        of accounting (uvicorn checks each header it sends against two regular expressions).
         """
-        used = self._check_rate(key, minute) if key.rate_limits is not None else None
+        if key.rate_limits is not None:
+            self._check_rate(key, minute)
         reserved: tuple[tuple[str, str], ...] = ()
         if key.budget is not None:
             capped = budget_periods(self.ledger, minute, key.budget.daily_usd, key.budget.monthly_usd)
@@ -99,11 +101,9 @@ class Limits:
             reserved = tuple((key.name, period.id) for period, _ in capped)
             for entry in reserved:
                 self.reserved[entry] = self.reserved.get(entry, 0) + reserve_nano
-        headers: Headers = []
-        if used is not None:
+        if key.rate_limits is not None:
             self.ledger.count_request(key.name, minute)
-            headers = _all_rate_headers(key, used[0] + 1, used[1], _reset_s(minute))
-        return reserved, headers
+        return reserved
 
     def release(self, reserved: tuple[tuple[str, str], ...], nano: int) -> None:
         for entry in reserved:
@@ -113,8 +113,8 @@ class Limits:
             else:
                 self.reserved.pop(entry, None)
 
-    def _check_rate(self, key: ClientKey, minute: int) -> tuple[int, int]:
-        """The key's requests and tokens this minute; raises OverLimit when either is at its limit."""
+    def _check_rate(self, key: ClientKey, minute: int) -> None:
+        """Raise OverLimit when the key's requests or tokens this minute are at a limit."""
         limits = key.rate_limits
         assert limits is not None
         requests, tokens = self.ledger.rate(key.name, minute)
@@ -124,7 +124,7 @@ class Limits:
         elif limits.tokens_per_minute is not None and tokens >= limits.tokens_per_minute:
             over = ("tokens", "tokens per minute (TPM)", limits.tokens_per_minute, tokens)
         if over is None:
-            return requests, tokens
+            return
         kind, what, limit, used = over
         reset_s = _reset_s(minute)
         headers = [(b"retry-after", str(reset_s).encode()), (b"x-should-retry", b"true")]

@@ -79,7 +79,7 @@ class Meter:
             return
         minute = int(time.time() // 60)
         nano = self._most_it_costs(endpoint, body, trace.request_bytes) if key.budget is not None else 0
-        trace.reserved, trace.limit_headers = self.limits.admit(key, minute, nano)
+        trace.reserved = self.limits.admit(key, minute, nano)
         trace.reserved_nano = nano
 
     def _most_it_costs(self, endpoint: Endpoint, body: dict[str, Any], size: int) -> int:

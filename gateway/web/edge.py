@@ -201,7 +201,7 @@ class Edge:
         trace.provider, trace.served, trace.usage = provider.name, provider, answer.usage
         trace.upstream_request_id = answer.headers.get("x-request-id")
         trace.status, trace.outcome = 200, Outcome.OK
-        headers = [_served_by(provider.name), (b"x-request-id", trace.request_id), *trace.limit_headers]
+        headers = [_served_by(provider.name), (b"x-request-id", trace.request_id)]
         await respond(send, 200, answer.body, headers, answer.content_type)
 
     async def _fail(self, send: Send, exc: Exception, trace: Trace) -> None:
@@ -258,7 +258,7 @@ class Edge:
             watch.disarm()
             return await self._fail(send, exc, trace)
         stream.strip_usage = not asked
-        headers = [*_SSE_HEADERS, _served_by(provider.name), (b"x-request-id", trace.request_id), *trace.limit_headers]
+        headers = [*_SSE_HEADERS, _served_by(provider.name), (b"x-request-id", trace.request_id)]
         trace.provider, trace.served, trace.status, trace.outcome = provider.name, provider, 200, Outcome.OK
         trace.upstream_request_id = stream.headers.get("x-request-id")
         try:
