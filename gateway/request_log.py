@@ -47,6 +47,7 @@ class Trace:
     """What happened to one client request, filled in as it goes."""
 
     __slots__ = (
+        "attempting",
         "attempts",
         "cost_nano",
         "endpoint",
@@ -89,6 +90,7 @@ class Trace:
         self.key: ClientKey | None = None
         self.user: str | None = None
         self.served: Provider | None = None  # the provider that answered it; `provider` is its name
+        self.attempting: Provider | None = None  # the provider that has the request now, while it is tried
         self.request_bytes = 0
         self.events = 0  # data events relayed, for a stream's estimate when its usage report never came
         self.reserved: tuple[tuple[str, str], ...] = ()  # budget entries this request reserved from

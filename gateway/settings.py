@@ -151,14 +151,16 @@ class Config(_Strict):
         names: set[str] = set()
         digests: set[str] = set()
         for entry in keys or []:
-            name, listed = (entry.name, entry.key) if isinstance(entry, ClientKeyConfig) else (None, entry)
+            if isinstance(entry, ClientKeyConfig):
+                name, listed = entry.name, entry.key
+            else:  # a bare digest's name, as gateway.client_keys gives it: it must not be taken by another key
+                name, listed = f"key-{entry.removeprefix('sha256:')[:8]}", entry
             if listed in digests:
                 raise ValueError(f"the key {listed[:15]}… is listed twice")
-            if name is not None and name in names:
-                raise ValueError(f"duplicate client key name {name!r}")
+            if name in names:
+                raise ValueError(f"two client keys are named {name!r} (a bare digest is named key-<its first 8 hex>)")
             digests.add(listed)
-            if name is not None:
-                names.add(name)
+            names.add(name)
         return keys
 
     @field_validator("providers")

@@ -124,7 +124,12 @@ def _from_store(config_path: str, width: str, start: int, end: int) -> tuple[lis
     except ConfigError as exc:
         _say(f"cannot read the configuration, which names the usage store ({exc}); give --config, or --url")
         return 2
-    store = make_usage_store(os.environ.get("REDIS_URL") or None, config.usage)
+    redis_url = os.environ.get("REDIS_URL") or None
+    if redis_url is None and config.usage.path != ":memory:" and not os.path.isfile(config.usage.path):
+        # Opening it would make an empty file, and a table of zeros that reads as "nothing spent".
+        _say(f"no usage file at {os.path.abspath(config.usage.path)} (usage.path, relative to here); give --url")
+        return 1
+    store = make_usage_store(redis_url, config.usage)
 
     async def read() -> tuple[list[Row] | None, dict[str, Any]]:
         await store.start()
@@ -217,7 +222,10 @@ def _numbers(counters: Sequence[int]) -> list[str]:
 def _label(name: str, value: Any) -> str:
     if value is None:
         return "-"
-    return time.strftime("%Y-%m-%d", time.gmtime(value)) if name == "day" else str(value)
+    if name == "day":
+        return time.strftime("%Y-%m-%d", time.gmtime(value))
+    # A client chose `user`: no escape sequence of its reaches the terminal.
+    return "".join(char if char.isprintable() else "?" for char in str(value))
 
 
 def render(rows: Iterable[Row], by: Sequence[str]) -> str:

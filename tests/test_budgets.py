@@ -227,3 +227,31 @@ def test_a_provider_cap_raised_by_a_reload_serves_again(fakes, start_gateway, tm
     assert gateway.provider("openai")["state"] == "available"
     served = client(gateway).chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
     assert served.headers["x-gateway-provider"] == "openai"
+
+
+def test_n_choices_reserve_n_completions(fakes, start_gateway):
+    gateway = start_gateway(keyed_config(fakes, budget={"daily_usd": 10.0}))
+    gates = [threading.Event(), threading.Event()]
+    fakes["openai"].script(*(Reply(gate=gate) for gate in gates))
+    ask = lambda: client(gateway).chat.completions.create(  # noqa: E731
+        model="gpt-4o-mini", messages=MESSAGES, max_tokens=3, n=2
+    )
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        held = [pool.submit(ask), pool.submit(ask)]  # 2 x 3 tokens at $1: $6 each, $12 in all
+        wait_for(lambda: fakes["openai"].calls() == 2, what="both requests upstream")
+        with pytest.raises(openai.RateLimitError) as refused:
+            ask()
+        for gate in gates:
+            gate.set()
+        assert all(f.result().choices for f in held)
+    assert "($12.00 more is reserved by its requests in flight)" in refused.value.body["message"]
+
+
+def test_model_names_nobody_serves_are_not_kept(fakes, start_gateway):
+    gateway = start_gateway(keyed_config(fakes, budget={"daily_usd": 10.0}))
+    for index in range(20):
+        with pytest.raises(openai.NotFoundError):
+            client(gateway).chat.completions.create(model=f"no-such-model-{index}" * 50, messages=MESSAGES)
+    client(gateway).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    # What admission remembers per model (the dearest price to reserve at): configured models only.
+    assert {model for _, model in gateway.app.meter._dearest} == {"gpt-4o-mini"}

@@ -83,6 +83,16 @@ def test_malformed_entries_are_config_errors(fakes, tmp_path):
         load_config(path)
 
 
+def test_a_named_key_cannot_take_a_bare_keys_name(fakes, tmp_path):
+    """Else both would share one budget and rate limits, and each would read the other's usage."""
+    bare = digest(b"sk-first-key")
+    named = {"name": f"key-{bare.removeprefix('sha256:')[:8]}", "key": digest(b"sk-second-key")}
+    path = tmp_path / "providers.yaml"
+    path.write_text(yaml.safe_dump(config_dict(fakes, client_keys=[bare, named])))
+    with pytest.raises(ConfigError, match="two client keys are named 'key-"):
+        load_config(path)
+
+
 @pytest.mark.parametrize("ending", [b"\n", b"\r\n", b"  \r\n", b"\t"], ids=["lf", "crlf", "spaces", "tab"])
 def test_keys_hash_cli_hashes_what_the_gateway_compares(locked, ending):
     result = subprocess.run(

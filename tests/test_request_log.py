@@ -86,4 +86,6 @@ def test_a_client_that_leaves_is_logged_as_gone(gateway, fakes):
     fakes["openai"].script(Reply(hang=True))
     post_and_leave(gateway.url, CHAT, fakes["openai"])
     line = only_line(gateway)
-    assert (line["status"], line["outcome"], line["provider"]) == (499, "client_gone", None)
+    # Charged to the provider that had the request when the client left: it may bill it.
+    assert (line["status"], line["outcome"], line["provider"]) == (499, "client_gone", "openai")
+    assert line["estimated"] is True

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
 
 import httpx
 import openai
+import pytest
 
-from tests.conftest import MESSAGES, config_dict, wait_for
+from tests.conftest import ADMIN, MESSAGES, config_dict, wait_for
 from tests.fakes import Reply
 
 
@@ -157,3 +160,55 @@ def test_the_key_and_its_project_are_on_the_log_line(fakes, start_gateway):
     client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, user="alice")
     line = last_line(gateway)
     assert line["key"] == "crm-tool" and line["project"] == "crm"
+
+
+def test_a_token_count_past_any_context_window_is_clamped_and_accounting_goes_on(fakes, start_gateway):
+    gateway = start_gateway(config_dict(fakes, order=("openai",)), admin_key=ADMIN)
+    fakes["openai"].script(chat_reply(prompt=2**63, completion=2**64 - 1))  # a provider's bug, or a hostile one
+    client = gateway.client()
+    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert gateway.line(1)["cost_usd"] == (2**32 * 150 + 2**32 * 600) / 1e9
+    # Both are stored: the first did not stop the store from taking anything after it.
+    wait_for(lambda: usage_requests(gateway) == 2, what="both requests in usage")
+
+
+def test_a_client_that_leaves_before_the_answer_is_charged_an_estimate(fakes, start_gateway):
+    gateway = start_gateway(config_dict(fakes, order=("openai",)))
+    gate = threading.Event()
+    fakes["openai"].script(Reply(gate=gate))
+    body = {"model": "gpt-4o-mini", "messages": MESSAGES}
+    try:
+        with pytest.raises(httpx.ReadTimeout):  # the client gives up while openai has the request
+            httpx.post(f"{gateway.url}/v1/chat/completions", json=body, timeout=httpx.Timeout(5, read=0.5))
+        line = last_line(gateway)
+    finally:
+        gate.set()
+    assert line["outcome"] == "client_gone" and line["provider"] == "openai" and line["estimated"] is True
+    size = len(json.dumps(body, separators=(",", ":")))
+    assert line["cost_usd"] == size // 4 * 150 / 1e9  # the prompt, from the request's size; nothing relayed
+
+
+def test_a_usage_chunk_written_with_spaces_is_read_and_stripped(fakes, start_gateway):
+    gateway = start_gateway(config_dict(fakes, order=("openai",)))
+    chunk = {"id": "c", "object": "chat.completion.chunk", "model": "m"}
+    content = {**chunk, "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": "stop"}]}
+    usage = {**chunk, "choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}}
+    events = [f"data: {json.dumps(doc)}\n\n".encode() for doc in (content, usage)] + [b"data: [DONE]\n\n"]
+    assert b'"usage": {' in events[1]  # json.dumps's own spacing, as some local servers send it
+    fakes["openai"].script(Reply(events=events))
+    chunks = list(gateway.client().chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+    assert [c.choices[0].delta.content for c in chunks] == ["hi"]
+    line = last_line(gateway)
+    assert line["tokens"] == {"prompt": 7, "completion": 3} and "estimated" not in line
+
+
+def usage_requests(gateway) -> int:
+    today = int(time.time() // 86400 * 86400)
+    answer = httpx.get(
+        f"{gateway.url}/v1/organization/usage/completions",
+        params={"start_time": today},
+        headers={"authorization": f"Bearer {ADMIN}"},
+        timeout=5,
+    ).json()
+    return sum(r["num_model_requests"] for bucket in answer["data"] for r in bucket["results"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import os
 import signal
@@ -107,3 +108,14 @@ def _readable(gateway) -> dict[tuple, int] | None:
         return requests_by(gateway)
     except openai.APIStatusError:
         return None
+
+
+def test_end_users_past_a_thousand_a_day_are_counted_together(fakes, start_gateway):
+    gateway = start_gateway(config_dict(fakes, order=("ollama",)), admin_key=ADMIN)
+    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="client-token", max_retries=0)
+    ask = lambda user: client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, user=user)  # noqa: E731
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(ask, [f"user-{n}" for n in range(1002)]))  # `user` is the client's: unbounded unless bounded
+    wait_for(lambda: sum(requests_by(gateway).values()) == 1002, timeout=30, what="every request in usage")
+    by_user = requests_by(gateway, "user_id")
+    assert len(by_user) == 1001 and by_user[("(other users)",)] == 2

@@ -95,3 +95,18 @@ def test_usage_command_reads_the_sqlite_store(tmp_path, monkeypatch, capsys):
     assert f"from sqlite {path}" in lines[0]
     assert lines[2].split() == "groq alice 1 100 0 10 unpriced 0".split()
     assert lines[3].split() == "openai - 2 100 0 10 0.000021 0".split()
+
+
+def test_a_missing_usage_file_is_said_not_read_as_nothing_spent(tmp_path, monkeypatch, capsys):
+    provider = "{name: local, flavor: ollama, base_url: 'http://127.0.0.1:9/v1', models: {gpt-4o-mini: gpt-4o-mini}}"
+    config = tmp_path / "providers.yaml"
+    config.write_text(f"providers: [{provider}]\nusage: {{path: '{tmp_path / 'nowhere.sqlite3'}'}}\n")
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    assert usage_cli("--config", str(config), "--url", "") == 1
+    assert "no usage file at" in capsys.readouterr().err
+    assert not (tmp_path / "nowhere.sqlite3").exists()  # and none was made
+
+
+def test_a_user_name_cannot_drive_the_terminal():
+    table = render([row(T0, user="\x1b[2J\x1b[31mred")], ["user"])
+    assert "\x1b" not in table and "?[2J?[31mred" in table

@@ -123,6 +123,8 @@ def test_pages_follow_next_page_to_the_end_and_count_everything_once():
         ("completions", {"start_time": T0, "bucket_width": "1m", "limit": 1441}, "limit"),
         ("completions", {"start_time": T0, "limit": 0}, "limit"),
         ("costs", {"start_time": T0, "limit": 181}, "limit"),
+        ("completions", {"start_time": 2**63}, "start_time"),  # past any date: a 400, not a store error
+        ("costs", {"start_time": T0, "end_time": 253_402_300_800}, "end_time"),
     ],
 )
 def test_bad_parameters_name_themselves(kind, params, param):

@@ -211,16 +211,20 @@ class Ledger:
         self._spent = {key: value for key, value in self._spent.items() if key[2] in current}
 
     async def flush(self) -> bool:
-        """Send what piled up; True when nothing is left unconfirmed."""
+        """Send what piled up, the batch in transit first; True when nothing is left unconfirmed."""
         self._prune(int(time.time() // 60))
-        if self._in_transit is None:
-            if self._pending.empty():
-                return True
-            self._in_transit, self._pending = self._pending, Batch(self._next_id())
-            self.on_batch(self._in_transit)
-        batch = self._in_transit
+        while True:
+            if self._in_transit is None:
+                if self._pending.empty():
+                    return True
+                self._in_transit, self._pending = self._pending, Batch(self._next_id())
+                self.on_batch(self._in_transit)
+            if not await self._send(self._in_transit):
+                return False  # kept, and sent again as it is: the store applies an id once
+
+    async def _send(self, batch: Batch) -> bool:
         if not await self.store.write(batch):
-            return False  # kept, and sent again as it is: the store applies an id once
+            return False
         self._in_transit = None
         self._confirmed += 1
         for key, nano in batch.spend.items():  # until the next read of totals says it all

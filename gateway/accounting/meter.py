@@ -22,6 +22,7 @@ from gateway.accounting.prices import NANO_PER_USD, PriceList, Rate
 from gateway.accounting.usage import BYTES_PER_TOKEN, completion_cap, estimate, tokens_of
 from gateway.client_keys import ClientKey, ClientKeys
 from gateway.errors import FailureClass
+from gateway.request_log import Outcome
 from gateway.store import Cooldown
 
 if TYPE_CHECKING:
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from gateway.routing.router import Router
 
 _BUDGET = FailureClass.BUDGET.value
+MAX_USERS = 1000  # distinct end users (`user`) counted by name per key, per UTC day and replica
+OTHER_USERS = "(other users)"
 _NO_RATE = Rate(0.0, 0.0, 0.0)
 
 
@@ -47,6 +50,8 @@ class Meter:
         self._keys: ClientKeys | None = None
         self._dearest: dict[tuple[Endpoint, str], Rate] = {}
         self._budgeted: list[Provider] = []
+        self._users_day = -1
+        self._users: dict[str | None, set[str]] = {}  # key name -> its end users counted today
         ledger.on_totals = self.check_providers
         ledger.on_batch = self._count_batch
 
@@ -74,7 +79,8 @@ class Meter:
         """Who the request counts for; refuse it (OverLimit) when its key is over a budget or rate limit."""
         trace.key = key
         user = body.get("user")
-        trace.user = user[:256] if isinstance(user, str) and user else None
+        if isinstance(user, str) and user:
+            trace.user = self._user(key.name if key is not None else None, user[:256])
         if key is None or (key.budget is None and key.rate_limits is None):
             return
         minute = int(time.time() // 60)
@@ -82,18 +88,43 @@ class Meter:
         trace.reserved = self.limits.admit(key, minute, nano)
         trace.reserved_nano = nano
 
+    def _user(self, key: str | None, user: str) -> str:
+        """The end user as counted: past MAX_USERS distinct ones for a key in a UTC day, OTHER_USERS.
+
+        `user` is the client's to choose: without a bound, distinct values would grow the usage
+        store (and every read of a day) without end.
+        """
+        day = int(time.time() // 86400)
+        if day != self._users_day:
+            self._users_day, self._users = day, {}
+        seen = self._users.get(key)
+        if seen is None:
+            seen = self._users[key] = set()
+        if user in seen:
+            return user
+        if len(seen) < MAX_USERS:
+            seen.add(user)
+            return user
+        return OTHER_USERS
+
     def _most_it_costs(self, endpoint: Endpoint, body: dict[str, Any], size: int) -> int:
         """What to reserve: the prompt from the request's size and the completion cap, at the dearest price."""
         rate = self._dearest.get((endpoint, body["model"]))
         if rate is None:
-            rate = self._dearest[(endpoint, body["model"])] = self._dearest_rate(endpoint, body["model"])
+            rate = self._dearest_rate(endpoint, body["model"])
+            if rate is None:  # no provider serves it: answered 404 before it could cost anything
+                return 0
+            self._dearest[(endpoint, body["model"])] = rate  # only configured models: a bounded cache
         prompt = size // BYTES_PER_TOKEN
         completion = completion_cap(body) if endpoint.can_stream else 0  # embeddings make no completion
         return round(prompt * rate.input + completion * rate.output)
 
-    def _dearest_rate(self, endpoint: Endpoint, model: str) -> Rate:
+    def _dearest_rate(self, endpoint: Endpoint, model: str) -> Rate | None:
         assert self._router is not None
-        rates = [self.prices.rate(p, p.config.models[model]) for p in self._router.chain(endpoint, model)]
+        chain = self._router.chain(endpoint, model)
+        if not chain:
+            return None
+        rates = [self.prices.rate(p, p.config.models[model]) for p in chain]
         known = [r for r in rates if r is not None]  # an unpriced model reserves nothing: its cost is unknown
         if not known:
             return _NO_RATE
@@ -106,6 +137,11 @@ class Meter:
             self.limits.release(trace.reserved, trace.reserved_nano)
             trace.reserved = ()
         provider = trace.served
+        if provider is None and trace.outcome is Outcome.CLIENT_GONE and trace.attempting is not None:
+            # The client left while a provider had its request: that provider may bill it, so it is
+            # charged for it (an estimate: no usage report came).
+            provider = trace.served = trace.attempting
+            trace.provider = provider.name
         if provider is None:  # nothing was served: nothing is charged
             return
         tokens = tokens_of(trace.usage)

@@ -84,18 +84,23 @@ class RedisUsageStore:
     def __init__(self, url: str, retention_days: int, *, timeout_s: float = 0.5) -> None:
         # Its own link: a slow rows() read must not pause the cooldown store's, nor the reverse.
         self.link = RedisLink(url, timeout_s=timeout_s)
+        # Reading pages of usage (the API, the CLI) on a link of its own, with a longer deadline: a
+        # large day read slowly must not pause the writes and the totals that limits depend on.
+        self.reader = RedisLink(url, timeout_s=max(timeout_s, 5.0))
         self.retention_days = retention_days
         self._apply: Any = None
 
     async def start(self) -> None:
         self.link.connect()  # lazy: a gateway started while Redis is down starts all the same
+        self.reader.connect()
         self._apply = self.link.script(APPLY)
 
     async def close(self) -> None:
-        self.link.closing = True  # calls answer None from now on
+        self.link.closing = self.reader.closing = True  # calls answer None from now on
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(1.0):  # a hung Redis must not hold the gateway's shutdown
                 await self.link.close()
+                await self.reader.close()
 
     def status(self) -> dict[str, Any]:
         return {"backend": "redis", **self.link.status()}
@@ -185,7 +190,7 @@ class RedisUsageStore:
                     pipe.hgetall(usage_key(width, at))
                 return await pipe.execute()
 
-        replies = await self.link.call(read)
+        replies = await self.reader.call(read)
         if replies is None:
             return None
         try:

@@ -52,6 +52,7 @@ _FILTERS = {
     "costs": ("project_ids", "api_key_ids", "providers"),
 }
 UNPRICED = "unpriced: set prices: in providers.yaml"
+_YEAR_10000 = 253_402_300_800  # 10000-01-01T00:00:00Z
 
 
 class QueryError(ValueError):
@@ -142,6 +143,8 @@ def _integer(value: str | None, param: str) -> int:
         raise QueryError(f"Invalid {param} {value!r}: expected a whole number.", param) from None
     if number < 0:
         raise QueryError(f"Invalid {param} {number}: it cannot be negative.", param)
+    if number >= _YEAR_10000:  # past what a date can be (and what the stores' 64-bit integers hold)
+        raise QueryError(f"Invalid {param} {number}: it must be before the year 10000 ({_YEAR_10000}).", param)
     return number
 
 

@@ -32,9 +32,16 @@ class Tokens:
         return self.input + self.output
 
 
+# More tokens than any context window: a larger count is a provider's bug, and priced it would
+# overflow the stores' 64-bit counters (SQLite refuses the batch, Redis's HINCRBY fails mid-script).
+MAX_TOKENS = 2**32
+
+
 def _count(value: Any) -> int:
     # `type(...) is int`: a count is a plain int, never a bool (JSON `true`), a float or a string.
-    return value if type(value) is int and value > 0 else 0
+    if type(value) is not int or value <= 0:
+        return 0
+    return value if value < MAX_TOKENS else MAX_TOKENS
 
 
 def tokens_of(usage: dict[str, Any] | None) -> Tokens | None:
@@ -42,10 +49,8 @@ def tokens_of(usage: dict[str, Any] | None) -> Tokens | None:
     if not usage:
         return None
     get = usage.get
-    prompt = get("prompt_tokens")
-    prompt = prompt if type(prompt) is int and prompt > 0 else _count(get("input_tokens"))
-    output = get("completion_tokens")
-    output = output if type(output) is int and output > 0 else _count(get("output_tokens"))
+    prompt = _count(get("prompt_tokens")) or _count(get("input_tokens"))
+    output = _count(get("completion_tokens")) or _count(get("output_tokens"))
     details = get("prompt_tokens_details")
     cached = _count(details.get("cached_tokens")) if type(details) is dict else 0
     if not cached and "prompt_cache_hit_tokens" in usage:  # DeepSeek's name for it
@@ -63,5 +68,6 @@ def completion_cap(body: dict[str, Any]) -> int:
     for name in ("max_completion_tokens", "max_tokens"):
         value = body.get(name)
         if type(value) is int and value > 0:
-            return value
+            choices = body.get("n")  # n choices, each up to the cap
+            return min(value, MAX_TOKENS) * (choices if type(choices) is int and 1 < choices <= 128 else 1)
     return DEFAULT_COMPLETION_TOKENS

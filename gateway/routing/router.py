@@ -93,9 +93,11 @@ class Router:
             if recovering is not None and not await self._won_probe(provider, recovering, trace):
                 continue
             body["model"] = provider.config.models[model]
+            trace.attempting = provider  # a client that leaves now is charged for it: it may bill the request
             try:
                 result = await self._attempt(provider, endpoint, body, stream, last=index == len(ready) - 1)
             except ProviderFailed as exc:
+                trace.attempting = None
                 trace.attempts.append(self.record_failure(provider, model, exc.failure, probe=recovering is not None))
                 continue
             except BaseException as exc:

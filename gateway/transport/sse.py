@@ -25,7 +25,15 @@ if TYPE_CHECKING:
     from gateway.transport.base import ByteReader
 
 _DATA, _DONE, _ERROR, _OTHER = range(4)
-_USAGE = b'"usage":{'  # compact JSON, as every provider sends; `"usage":null` chunks are skipped
+# Compact JSON, as every provider we know sends, or with a space (Python's json.dumps, some local
+# servers); `"usage":null` chunks are skipped.
+_USAGE, _USAGE_SPACED = b'"usage":{', b'"usage": {'
+
+
+def _has_usage(block: bytes) -> bool:
+    return _USAGE in block or _USAGE_SPACED in block
+
+
 UsageOf = Callable[[dict[str, Any]], dict[str, Any] | None]
 
 
@@ -190,7 +198,7 @@ class SseStream:
         self._usage_of = usage_of
         self._total_s = total_s
         self.headers = headers
-        self.usage: dict[str, Any] | None = _usage(first, usage_of)[0] if _USAGE in first else None
+        self.usage: dict[str, Any] | None = _usage(first, usage_of)[0] if _has_usage(first) else None
         self.strip_usage = False
 
     async def events(self) -> AsyncIterator[bytes]:
@@ -231,10 +239,10 @@ class SseStream:
 
     def _scan(self, complete: bytes, watchdog: _StallWatchdog) -> tuple[bytes, Any]:
         """The good prefix of a run of complete events, and _DONE, a failure, or None to go on."""
-        if _USAGE in complete:  # the last chunk or two, when usage is reported at all
+        if _has_usage(complete):  # the last chunk or two, when usage is reported at all
             kept = []
             for event in complete.split(b"\n\n"):
-                if _USAGE in event:
+                if _has_usage(event):
                     usage, only_usage = _usage(event, self._usage_of)
                     if usage is not None:
                         self.usage = usage
