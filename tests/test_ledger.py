@@ -38,3 +38,29 @@ def test_close_sends_what_piled_up_behind_a_batch_in_transit(redis_server):
         return sum(counters[0] for _, _, counters in rows)
 
     assert asyncio.run(scenario()) == 2
+
+
+def test_a_flush_sends_what_piled_up_until_it_began_not_what_settles_while_it_writes(redis_server):
+    """Else, under load, the flusher writes a batch for every few requests instead of one a tick."""
+
+    async def stored(store: RedisUsageStore, minute: int) -> int:
+        rows = await store.rows("1d", minute * 60 - 86400, minute * 60 + 60)
+        assert rows is not None
+        return sum(counters[0] for _, _, counters in rows)
+
+    async def scenario() -> tuple[int, int]:
+        ledger = Ledger(RedisUsageStore(redis_server.url, 400), "replica")
+        await ledger.store.start()
+        minute = int(time.time() // 60)
+        ledger.add(minute, DIMS, Tokens(10, 0, 5), (100, 200), False, False)
+        flushing = asyncio.create_task(ledger.flush())
+        await asyncio.sleep(0)  # the flush is writing to Redis now
+        ledger.add(minute, DIMS, Tokens(10, 0, 5), (100, 200), False, False)
+        assert await flushing
+        first = await stored(ledger.store, minute)
+        assert await ledger.flush()  # the next tick takes it
+        second = await stored(ledger.store, minute)
+        await ledger.store.close()
+        return first, second
+
+    assert asyncio.run(scenario()) == (1, 2)

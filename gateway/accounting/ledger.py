@@ -187,7 +187,10 @@ class Ledger:
                 await self._task
         with contextlib.suppress(Exception):
             async with asyncio.timeout(2.0):
-                await self.flush()
+                for _ in range(40):  # all of it, or the time is up (a store that is down is asked again)
+                    if await self.flush() and self._pending.empty():
+                        break
+                    await asyncio.sleep(0.05)
         await self.store.close()
 
     async def _flush_forever(self) -> None:
@@ -211,16 +214,17 @@ class Ledger:
         self._spent = {key: value for key, value in self._spent.items() if key[2] in current}
 
     async def flush(self) -> bool:
-        """Send what piled up, the batch in transit first; True when nothing is left unconfirmed."""
+        """Send the batch in transit, if any, then what piled up until now: at most two batches, so
+        that under load the flusher sends one batch a tick, not one for every few requests that
+        settle while it writes. True when both are confirmed."""
         self._prune(int(time.time() // 60))
-        while True:
-            if self._in_transit is None:
-                if self._pending.empty():
-                    return True
-                self._in_transit, self._pending = self._pending, Batch(self._next_id())
-                self.on_batch(self._in_transit)
-            if not await self._send(self._in_transit):
-                return False  # kept, and sent again as it is: the store applies an id once
+        if self._in_transit is not None and not await self._send(self._in_transit):
+            return False  # kept, and sent again as it is: the store applies an id once
+        if self._pending.empty():
+            return True
+        self._in_transit, self._pending = self._pending, Batch(self._next_id())
+        self.on_batch(self._in_transit)
+        return await self._send(self._in_transit)
 
     async def _send(self, batch: Batch) -> bool:
         if not await self.store.write(batch):
