@@ -212,3 +212,11 @@ def usage_requests(gateway) -> int:
         timeout=5,
     ).json()
     return sum(r["num_model_requests"] for bucket in answer["data"] for r in bucket["results"])
+
+
+def test_a_local_model_named_like_a_cloud_one_costs_nothing(fakes, start_gateway):
+    config = config_dict(fakes, order=("ollama",))
+    config["providers"][0]["models"]["gpt-4o-mini"] = "gpt-4o-mini"  # its own model of that name
+    gateway = start_gateway(config)
+    gateway.client().chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert last_line(gateway)["cost_usd"] == 0

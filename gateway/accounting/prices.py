@@ -3,7 +3,8 @@
 A price is, in order: the provider's `prices:` entry for that model; else litellm's price file,
 read as data from the installed package (`model_prices_and_context_window_backup.json`; never
 `import litellm`, which costs seconds and about 170 MB), under the flavor's litellm prefix
-(`groq/…`), then the bare model name; else, for a local flavor (Ollama), 0. Anything else is
+(`groq/…`), then the bare model name (not for a local flavor: a model named like a cloud one runs
+on your machine); else, for a local flavor (Ollama), 0. Anything else is
 unpriced: counted with cost None and said so everywhere, never silently $0.
 
 Costs are whole nano-dollars (1e-9 USD), so sums across requests, replicas and stores are exact.
@@ -99,7 +100,7 @@ class PriceList:
             cached = override.input_per_mtok if cached is None else cached
             return Rate(override.input_per_mtok * per_m, override.output_per_mtok * per_m, cached * per_m)
         prices = price_file()
-        rate = _from_file(prices.get(provider.flavor.litellm_prefix + model)) or _from_file(prices.get(model))
-        if rate is None and provider.flavor.local:
-            return FREE
-        return rate
+        rate = _from_file(prices.get(provider.flavor.litellm_prefix + model))
+        if provider.flavor.local:  # never a cloud price for a model that only shares its name
+            return rate or FREE
+        return rate or _from_file(prices.get(model))
