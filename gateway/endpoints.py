@@ -80,6 +80,10 @@ def check_chat(body: dict[str, Any]) -> None:
                 param=f"messages[{index}]",
                 code="invalid_type",
             )
+    _check_stream(body)
+
+
+def _check_stream(body: dict[str, Any]) -> None:
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise BadRequest(400, "'stream' must be a boolean.", param="stream", code="invalid_type")
@@ -90,19 +94,31 @@ def check_chat(body: dict[str, Any]) -> None:
 
 def check_embeddings(body: dict[str, Any]) -> None:
     _require_model(body)
-    items = body.get("input")
+    _check_text(body, "input")
+
+
+def check_completions(body: dict[str, Any]) -> None:
+    """Legacy text completions: a `prompt` in any of its four forms, and the stream fields as for chat."""
+    _require_model(body)
+    _check_text(body, "prompt")
+    _check_stream(body)
+
+
+def _check_text(body: dict[str, Any], name: str) -> None:
+    """`input` / `prompt`: a string, an array of strings, of token ids, or of token id arrays."""
+    items = body.get(name)
     if items is None:
-        raise BadRequest(400, "Missing required parameter: 'input'.", param="input", code="missing_required_parameter")
+        raise BadRequest(400, f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter")
     if isinstance(items, str):
         return
     if not isinstance(items, list) or not items:
-        raise BadRequest(400, "'input' must be a string or a non-empty array.", param="input", code="invalid_type")
+        raise BadRequest(400, f"'{name}' must be a string or a non-empty array.", param=name, code="invalid_type")
     if all(isinstance(item, str) for item in items) or all(_token(item) for item in items):
         return
     if all(isinstance(item, list) and item and all(_token(token) for token in item) for item in items):
         return
     raise BadRequest(
-        400, "'input' must be a string, an array of strings, or token arrays.", param="input", code="invalid_type"
+        400, f"'{name}' must be a string, an array of strings, or token arrays.", param=name, code="invalid_type"
     )
 
 
@@ -113,7 +129,8 @@ def _token(value: object) -> bool:
 
 CHAT = Endpoint("/chat/completions", Capability.CHAT, check_chat, BodyKind.JSON, can_stream=True)
 EMBEDDINGS = Endpoint("/embeddings", Capability.EMBEDDINGS, check_embeddings, BodyKind.JSON)
-ENDPOINTS = (CHAT, EMBEDDINGS)
+COMPLETIONS = Endpoint("/completions", Capability.COMPLETIONS, check_completions, BodyKind.JSON, can_stream=True)
+ENDPOINTS = (CHAT, EMBEDDINGS, COMPLETIONS)  # CHAT before COMPLETIONS: `label` matches path endings in order
 
 
 def label(path: str) -> str:

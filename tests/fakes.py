@@ -147,6 +147,10 @@ class FakeUpstream:
             return Reply(body=payloads.EMBEDDINGS_OK[self.flavor])
         if path.endswith("/models"):
             return Reply(body=payloads.MODELS_OK[self.flavor])
+        if path.endswith("/completions") and not path.endswith("/chat/completions"):  # legacy completions
+            if streamed:
+                return Reply(events=payloads.COMPLETIONS_STREAM_OK[self.flavor])
+            return Reply(body=payloads.COMPLETIONS_OK[self.flavor])
         if streamed:
             return Reply(events=payloads.STREAM_OK[self.flavor])
         return Reply(body=payloads.CHAT_OK[self.flavor])

@@ -1076,3 +1076,37 @@ DEEPSEEK_BALANCE_EMPTY = (
     b'{"is_available":false,"balance_infos":[{"currency":"CNY","total_balance":"0.00",'
     b'"granted_balance":"0.00","topped_up_balance":"0.00"}]}'
 )
+
+# Legacy text completions (SURFACE.md §2): `object: "text_completion"`, `choices[].text`, the same shape
+# streamed; with include_usage a last `choices: []` chunk carries usage. openai: D ex_openai
+# CreateCompletionResponse + OpenAI's stream_options docs; ollama: D ollama openai/openai.go
+# (ToCompletion/ToCompleteChunk, `fp_ollama`), usage chunk as for its chat.
+COMPLETIONS_OK: dict[str, bytes] = {
+    "openai": (
+        b'{"id":"cmpl-C4nX2fQ9rT1bY8uV3wZ6kL0pHs","object":"text_completion","created":1755000020,'
+        b'"model":"gpt-3.5-turbo-instruct:20230824-v2","choices":[{"text":"Hello from openai","index":0,'
+        b'"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":4,"total_tokens":9}}'
+    ),
+    "ollama": (
+        b'{"id":"cmpl-412","object":"text_completion","created":1755000021,"model":"llama3.2",'
+        b'"system_fingerprint":"fp_ollama","choices":[{"text":"Hello from ollama","index":0,"finish_reason":"stop"}],'
+        b'"usage":{"prompt_tokens":27,"completion_tokens":4,"total_tokens":31}}'
+    ),
+}
+
+
+def _completion_events(flavor: str, model: str, words: list[str], usage: bytes) -> list[bytes]:
+    head = b'data: {"id":"cmpl-s1","object":"text_completion","created":1755000030,"model":"%s",' % model.encode()
+    events = [head + b'"choices":[{"text":"%s","index":0,"finish_reason":null}]}\n\n' % w.encode() for w in words]
+    events.append(head + b'"choices":[{"text":"","index":0,"finish_reason":"stop"}]}\n\n')
+    events.append(head + b'"choices":[],"usage":' + usage + b"}\n\n")
+    return [*events, b"data: [DONE]\n\n"]
+
+
+COMPLETIONS_STREAM_OK: dict[str, list[bytes]] = {
+    flavor: _completion_events(flavor, model, ["Hello", " from", f" {flavor}"], usage)
+    for flavor, model, usage in (
+        ("openai", "gpt-3.5-turbo-instruct", b'{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}'),
+        ("ollama", "llama3.2", b'{"prompt_tokens":27,"completion_tokens":3,"total_tokens":30}'),
+    )
+}

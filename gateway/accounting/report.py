@@ -35,7 +35,8 @@ from gateway.accounting.usage import COUNTERS, DIMENSIONS
 
 LIMITS = {"1d": (7, 31), "1h": (24, 168), "1m": (60, 1440)}  # OpenAI's (default, max) buckets a page
 COSTS_LIMITS = (7, 180)
-ENDPOINTS = {"completions": "/chat/completions", "embeddings": "/embeddings"}  # costs: every endpoint
+# Usage pages by endpoint, as OpenAI's: completions are chat and legacy completions. Costs: every endpoint.
+ENDPOINTS = {"completions": ("/chat/completions", "/completions"), "embeddings": ("/embeddings",)}
 # OpenAI's names (group_by values, filters) -> the usage dimension each reads.
 FIELDS = {"project_id": "project", "user_id": "user", "api_key_id": "key", "model": "model", "provider": "provider"}
 FILTERS = {f"{name}s": dimension for name, dimension in FIELDS.items()}  # project_ids, ..., models, providers
@@ -200,7 +201,7 @@ def _select(query: Query, rows: Iterable[Row]) -> Iterator[Row]:
     page, page_end = query.page, query.page_end
     for row in rows:
         dims = row[1]
-        if endpoint is not None and dims[6] != endpoint:
+        if endpoint is not None and dims[6] not in endpoint:
             continue
         if page <= row[0] < page_end and all(dims[i] in kept for i, kept in query.filters):
             yield row

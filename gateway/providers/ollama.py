@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.classify import UpstreamError
-from gateway.providers.base import Flavor
+from gateway.providers.base import Capability, Flavor
 
 
 class Ollama(Flavor):
@@ -13,6 +13,7 @@ class Ollama(Flavor):
     key_hint = ""
     litellm_prefix = "ollama/"
     local = True  # your own machine: free unless `prices:` says otherwise
+    capabilities = frozenset({Capability.CHAT, Capability.EMBEDDINGS, Capability.COMPLETIONS})
 
     def is_rate_limit(self, err: UpstreamError) -> bool:
         # "server busy, please try again.  maximum pending requests exceeded"
