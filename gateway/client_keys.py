@@ -12,7 +12,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from gateway.settings import Budget, ClientKeyConfig, RateLimits
+from gateway.settings import Budget, ClientKeyConfig, RateLimits, bare_key_name
 
 _MAX_KEY_BYTES = 512
 
@@ -40,8 +40,7 @@ class ClientKey:
     def from_config(cls, entry: str | ClientKeyConfig) -> ClientKey:
         if isinstance(entry, ClientKeyConfig):
             return cls(entry.name, entry.key, entry.project, entry.budget, entry.rate_limits)
-        # A bare digest is named after its first 8 hex digits, so logs can tell keys apart.
-        return cls(f"key-{entry.removeprefix('sha256:')[:8]}", entry)
+        return cls(bare_key_name(entry), entry)
 
 
 class ClientKeys:

@@ -64,6 +64,12 @@ class ClientKeyConfig(_Strict):
     rate_limits: RateLimits | None = None
 
 
+def bare_key_name(listed: str) -> str:
+    """The name of a `client_keys` entry that is a bare digest: `key-<first 8 hex digits>`, so that
+    logs, usage and errors can tell keys apart."""
+    return f"key-{listed.removeprefix('sha256:')[:8]}"
+
+
 class UsageSettings(_Strict):
     path: str = "gateway-usage.sqlite3"  # the usage store when REDIS_URL is unset
     retention_days: int = Field(400, ge=1)
@@ -153,8 +159,8 @@ class Config(_Strict):
         for entry in keys or []:
             if isinstance(entry, ClientKeyConfig):
                 name, listed = entry.name, entry.key
-            else:  # a bare digest's name, as gateway.client_keys gives it: it must not be taken by another key
-                name, listed = f"key-{entry.removeprefix('sha256:')[:8]}", entry
+            else:  # a bare digest's name must not be taken by another key
+                name, listed = bare_key_name(entry), entry
             if listed in digests:
                 raise ValueError(f"the key {listed[:15]}… is listed twice")
             if name in names:

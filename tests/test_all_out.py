@@ -68,10 +68,15 @@ def test_a_last_resort_that_is_not_running_is_named_as_such(fakes, start_gateway
     assert gateway.provider("ollama")["state"] == "unreachable"  # shown as such, never benched
 
 
-def test_a_rate_limit_about_to_reset_is_worth_the_sdks_own_retry(fakes, start_gateway, monkeypatch):
+def openai_the_only_keyed(fakes, start_gateway, monkeypatch):
+    """A chain whose other providers have no key: openai is the only one that can serve."""
     for flavor in ("groq", "gemini", "deepseek"):
         monkeypatch.delenv(KEY_ENV[flavor])
-    gateway = start_gateway(config_dict(fakes, order=("openai", "groq", "gemini", "deepseek")))
+    return start_gateway(config_dict(fakes, order=("openai", "groq", "gemini", "deepseek")))
+
+
+def test_a_rate_limit_about_to_reset_is_worth_the_sdks_own_retry(fakes, start_gateway, monkeypatch):
+    gateway = openai_the_only_keyed(fakes, start_gateway, monkeypatch)
     reply = error("openai-429-rpm-retry-after")
     reply.headers["retry-after"] = "1"
     fakes["openai"].script(reply)
@@ -96,9 +101,7 @@ def test_groqs_daily_limit_is_worded_as_one_with_its_reset(fakes, start_gateway)
 
 
 def test_a_one_off_5xx_from_the_only_provider_is_worth_the_sdks_own_retry(fakes, start_gateway, monkeypatch):
-    for flavor in ("groq", "gemini", "deepseek"):
-        monkeypatch.delenv(KEY_ENV[flavor])
-    gateway = start_gateway(config_dict(fakes, order=("openai", "groq", "gemini", "deepseek")))
+    gateway = openai_the_only_keyed(fakes, start_gateway, monkeypatch)
     fakes["openai"].script(error("openai-500-server-error"))
     client, sent = default_client(gateway.url)
     answer = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)

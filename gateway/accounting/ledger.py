@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ RateKey = tuple[str, int]  # (key name, minute)
 Row = tuple[int, Dims, list[int]]  # (bucket start, epoch seconds; dims; COUNTERS)
 
 
+@functools.lru_cache(maxsize=4)  # asked for every charged request; it changes once a minute
 def periods(minute: int) -> tuple[str, str]:
     """The UTC day and calendar month a minute falls in: `d20261129`, `m202611`."""
     day = time.gmtime(minute * 60)
@@ -90,9 +92,7 @@ class Ledger:
         self._spent: dict[SpendKey, int] = {}  # stored totals, as last known
         self._rates: dict[RateKey, list[int]] = {}
         self._confirmed = 0  # batches confirmed: a read of totals begun before one is stale
-        self._minute = -1
         self._pruned = -1
-        self._periods = ("", "")
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.on_totals: Callable[[], None] = lambda: None  # the totals were read (budgets check them)
@@ -102,11 +102,6 @@ class Ledger:
     def _next_id(self) -> str:
         self._sequence += 1
         return f"{self._replica}:{self._sequence}"
-
-    def periods_at(self, minute: int) -> tuple[str, str]:
-        if minute != self._minute:
-            self._minute, self._periods = minute, periods(minute)
-        return self._periods
 
     # -- the request path: dict updates only ------------------------------------------------------
 
@@ -138,7 +133,7 @@ class Ledger:
             if nano:  # spend is kept for every key and provider: a budget added by a reload sees the period's
                 spend = self._pending.spend
                 key, provider = dims[0], dims[3]
-                for period in self.periods_at(minute):
+                for period in periods(minute):
                     if key is not None:
                         entry = ("key", key, period)
                         spend[entry] = spend.get(entry, 0) + nano
@@ -209,7 +204,7 @@ class Ledger:
         if minute == self._pruned:
             return
         self._pruned = minute
-        current = self.periods_at(minute)
+        current = periods(minute)
         self._rates = {key: value for key, value in self._rates.items() if key[1] >= minute - 1}
         self._spent = {key: value for key, value in self._spent.items() if key[2] in current}
 
@@ -242,7 +237,7 @@ class Ledger:
     async def _read_totals(self) -> None:
         minute = int(time.time() // 60)
         confirmed = self._confirmed
-        totals = await self.store.totals(list(self.periods_at(minute)), minute)
+        totals = await self.store.totals(list(periods(minute)), minute)
         if totals is None or confirmed != self._confirmed:  # unreadable now, or a batch landed meanwhile
             return
         self._spent = totals.spend

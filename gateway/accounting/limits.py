@@ -17,11 +17,12 @@ Every check reads dicts only (the ledger's view): no I/O, no lock.
 from __future__ import annotations
 
 import calendar
+import functools
 import math
 import time
 from dataclasses import dataclass
 
-from gateway.accounting.ledger import Ledger
+from gateway.accounting.ledger import Ledger, periods
 from gateway.accounting.prices import NANO_PER_USD
 from gateway.client_keys import ClientKey
 from gateway.errors import OverLimit
@@ -49,20 +50,20 @@ def _epoch(year: int, month: int, day: int) -> float:
     return float(calendar.timegm((year, month, day, 0, 0, 0)))
 
 
-_current: tuple[int, Period, Period] = (-1, Period("daily", "", 0.0), Period("monthly", "", 0.0))
+@functools.lru_cache(maxsize=4)  # worked out once a minute, not for every request
+def _current(minute: int) -> tuple[Period, Period]:
+    day, month = periods(minute)
+    return Period("daily", day, period_end(day)), Period("monthly", month, period_end(month))
 
 
-def budget_periods(ledger: Ledger, minute: int, daily: float | None, monthly: float | None) -> list[tuple[Period, int]]:
+def budget_periods(minute: int, daily: float | None, monthly: float | None) -> list[tuple[Period, int]]:
     """The periods a budget caps now, each with its cap in nano-dollars."""
-    global _current
-    if _current[0] != minute:  # worked out once a minute, not for every request
-        day, month = ledger.periods_at(minute)
-        _current = (minute, Period("daily", day, period_end(day)), Period("monthly", month, period_end(month)))
+    day, month = _current(minute)
     capped = []
     if daily is not None:
-        capped.append((_current[1], round(daily * NANO_PER_USD)))
+        capped.append((day, round(daily * NANO_PER_USD)))
     if monthly is not None:
-        capped.append((_current[2], round(monthly * NANO_PER_USD)))
+        capped.append((month, round(monthly * NANO_PER_USD)))
     return capped
 
 
@@ -92,7 +93,7 @@ class Limits:
             self._check_rate(key, minute)
         reserved: tuple[tuple[str, str], ...] = ()
         if key.budget is not None:
-            capped = budget_periods(self.ledger, minute, key.budget.daily_usd, key.budget.monthly_usd)
+            capped = budget_periods(minute, key.budget.daily_usd, key.budget.monthly_usd)
             for period, cap in capped:
                 spent = self.ledger.spent("key", key.name, period.id)
                 held = self.reserved.get((key.name, period.id), 0)

@@ -188,7 +188,7 @@ class Meter:
         if budget is None:
             return None
         over = None
-        for period, cap in budget_periods(self.ledger, int(now // 60), budget.daily_usd, budget.monthly_usd):
+        for period, cap in budget_periods(int(now // 60), budget.daily_usd, budget.monthly_usd):
             spent = self.ledger.spent("provider", provider.name, period.id)
             if spent >= cap and (over is None or period.ends > over.until):
                 detail = f"spent ${spent / NANO_PER_USD:,.2f} of its ${cap / NANO_PER_USD:,.2f} {period.name} budget"
@@ -218,7 +218,7 @@ class Meter:
         if self._keys is not None:
             owners += [("key", k.name, k.budget) for k in self._keys.by_name.values() if k.budget is not None]
         for scope, name, budget in owners:
-            for period, cap in budget_periods(self.ledger, minute, budget.daily_usd, budget.monthly_usd):
+            for period, cap in budget_periods(minute, budget.daily_usd, budget.monthly_usd):
                 left = cap - self.ledger.spent(scope, name, period.id)
                 rows.append((scope, name, period.name, max(0, left) / NANO_PER_USD))
         return rows

@@ -32,11 +32,11 @@ from gateway.accounting import WIDTHS
 from gateway.accounting.ledger import Row
 from gateway.accounting.prices import NANO_PER_USD
 from gateway.accounting.usage import COUNTERS, DIMENSIONS
+from gateway.endpoints import CHAT, COMPLETIONS, EMBEDDINGS
 
 LIMITS = {"1d": (7, 31), "1h": (24, 168), "1m": (60, 1440)}  # OpenAI's (default, max) buckets a page
 COSTS_LIMITS = (7, 180)
-# Usage pages by endpoint, as OpenAI's: completions are chat and legacy completions. Costs: every endpoint.
-ENDPOINTS = {"completions": ("/chat/completions", "/completions"), "embeddings": ("/embeddings",)}
+ENDPOINTS = {"completions": (CHAT.path, COMPLETIONS.path), "embeddings": (EMBEDDINGS.path,)}  # costs: all
 # OpenAI's names (group_by values, filters) -> the usage dimension each reads.
 FIELDS = {"project_id": "project", "user_id": "user", "api_key_id": "key", "model": "model", "provider": "provider"}
 FILTERS = {f"{name}s": dimension for name, dimension in FIELDS.items()}  # project_ids, ..., models, providers

@@ -48,6 +48,7 @@ from gateway.transport import Transports
 from gateway.web import messages
 from gateway.web.admin import add_admin_off_routes, add_admin_routes
 from gateway.web.edge import KEY_SCOPE, Edge, respond
+from gateway.web.usage_api import PATHS as USAGE_API
 from gateway.web.usage_api import SERVED_PATHS as USAGE_PATHS
 from gateway.web.usage_api import add_usage_routes
 from gateway.web.wire import error_body
@@ -60,9 +61,7 @@ _SERVED = (
     *(f"POST /v1{endpoint.path}" for endpoint in ENDPOINTS),
     "GET /v1/models",
     "GET /v1/models/{model}",
-    "GET /v1/organization/usage/completions",
-    "GET /v1/organization/usage/embeddings",
-    "GET /v1/organization/costs",
+    *(f"GET /v1{path}" for path in USAGE_API),
     "GET /health",
     "GET /metrics",
 )
