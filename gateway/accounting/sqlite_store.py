@@ -50,8 +50,9 @@ CREATE TABLE IF NOT EXISTS rates (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY, applied INTEGER NOT NULL) WITHOUT ROWID;
 """
+_MARKS = ", ".join("?" * (2 + len(DIMENSIONS) + len(COUNTERS)))  # width, bucket, the dimensions, the counters
 ADD_USAGE = (
-    f"INSERT INTO usage (width, bucket, {_DIMS}, {_COUNTERS}) VALUES ({', '.join('?' * (2 + 7 + 8))})"
+    f"INSERT INTO usage (width, bucket, {_DIMS}, {_COUNTERS}) VALUES ({_MARKS})"
     f" ON CONFLICT (width, bucket, {_DIMS}) DO UPDATE SET "
     + ", ".join(f'"{name}" = "{name}" + excluded."{name}"' for name in COUNTERS)
 )
