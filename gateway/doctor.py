@@ -12,9 +12,10 @@ import logging
 import time
 from datetime import UTC, datetime
 
-from gateway.accounting.prices import PriceList
+from gateway.accounting.prices import PriceList, price_file
 from gateway.checks import Report, Row, check_all
 from gateway.errors import FailureClass
+from gateway.providers import Capability, Provider
 from gateway.settings import Config
 from gateway.status import ProviderStatus
 from gateway.store import Cooldown
@@ -30,6 +31,7 @@ async def run(config: Config, redis_url: str | None) -> Report:
         for provider, row in checked:
             _benches(row, ProviderStatus.of(provider, active, now))
     prices = PriceList()
+    _speech_warnings(checked)
     for provider, row in checked:
         for model in dict.fromkeys(provider.config.models.values()):
             if prices.rate(provider, model) is None:
@@ -38,6 +40,36 @@ async def run(config: Config, redis_url: str | None) -> Report:
                     f"set prices: {{{model}: {{input_per_mtok: ..., output_per_mtok: ...}}}} under {provider.name}"
                 )
     return Report([row for _, row in checked], store_line)
+
+
+def _speech_warnings(checked: list[tuple[Provider, Row]]) -> None:
+    """A speech model mapped on a flavor without speech is never sent a speech request: say so.
+
+    A speech model is one litellm's price file lists as such, by the client's name or the provider's
+    (e.g. `tts-1`, `canopylabs/orpheus-v1-english`), or a name a provider with speech maps to one.
+    """
+    listed = price_file()
+
+    def speech(provider: Provider, model: str, upstream: str) -> bool:
+        names = (model, upstream, provider.flavor.litellm_prefix + upstream)
+        return any(isinstance(e := listed.get(name), dict) and e.get("mode") == "audio_speech" for name in names)
+
+    speaking = {
+        model
+        for provider, _ in checked
+        if provider.supports(Capability.SPEECH)
+        for model, upstream in provider.config.models.items()
+        if speech(provider, model, upstream)
+    }
+    for provider, row in checked:
+        if provider.supports(Capability.SPEECH):
+            continue
+        for model, upstream in provider.config.models.items():
+            if model in speaking or speech(provider, model, upstream):
+                row.warnings.append(
+                    f"models: {model} is a speech model, but flavor {provider.config.flavor} has no /audio/speech:"
+                    f" {provider.name} is never sent speech requests"
+                )
 
 
 async def _read_store(redis_url: str | None) -> tuple[str, dict[str, Cooldown] | None]:

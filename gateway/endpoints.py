@@ -7,7 +7,8 @@ router and the transports read only the entry, so a new endpoint is a new entry 
 capability on the flavors that have it.
 
 Request checks are plain code over the parsed body (no pydantic on the hot path): enough that bad
-input never reaches a provider, no more.
+input never reaches a provider, no more. An endpoint may also `fit` a request to each provider
+(speech: its voice map and formats): the fields to send that provider, or why it cannot serve it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import BadRequest
-from gateway.providers import Capability
+from gateway.providers import Capability, Provider
 
 
 class BodyKind(enum.Enum):
@@ -39,6 +40,18 @@ def _usage(doc: dict[str, Any]) -> Usage | None:
     return usage if isinstance(usage, dict) else None
 
 
+@dataclass(frozen=True, slots=True)
+class Unsuited:
+    """Why one provider cannot serve this one request as asked (it would only answer 400): skip it."""
+
+    reason: str  # the skip's word in logs and metrics: unsupported_format, unsupported_voice
+    why: str  # in the client's message: "produces only wav"
+    param: str  # the request field it is about
+
+
+Fit = Callable[[Provider, dict[str, Any]], "dict[str, Any] | Unsuited"]
+
+
 @dataclass(frozen=True, slots=True, eq=False)  # one object per endpoint: compared and hashed by identity, cheaply
 class Endpoint:
     path: str  # under /v1 at the gateway and under a provider's base_url; the `endpoint` label of metrics
@@ -47,6 +60,9 @@ class Endpoint:
     answer: BodyKind
     can_stream: bool = False  # `"stream": true` asks for SSE instead of `answer`
     usage: Callable[[dict[str, Any]], Usage | None] = _usage
+    # What a request uses, known from the request itself (speech: its characters); None: from the answer.
+    request_usage: Callable[[dict[str, Any]], Usage] | None = None
+    fit: Fit | None = None  # the fields to send one provider, or why it cannot serve the request
 
     def streams(self, body: dict[str, Any]) -> bool:
         return self.can_stream and body.get("stream") is True
@@ -127,10 +143,73 @@ def _token(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+SPEECH_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
+MAX_SPEECH_CHARACTERS = 4096  # OpenAI's limit on `input`
+
+
+def check_speech(body: dict[str, Any]) -> None:
+    """`POST /audio/speech` as OpenAI documents it; `stream_format: sse` is not relayed (see the README)."""
+    _require_model(body)
+    text = body.get("input")
+    if not isinstance(text, str) or not text:
+        code = "missing_required_parameter" if text is None else "invalid_type"
+        raise BadRequest(400, "'input' must be a non-empty string.", param="input", code=code)
+    if len(text) > MAX_SPEECH_CHARACTERS:
+        message = f"'input' is {len(text)} characters long; the limit is {MAX_SPEECH_CHARACTERS}."
+        raise BadRequest(400, message, param="input", code="string_above_max_length")
+    voice = body.get("voice")
+    if not (isinstance(voice, str) and voice) and not (isinstance(voice, dict) and isinstance(voice.get("id"), str)):
+        code = "missing_required_parameter" if voice is None else "invalid_type"
+        raise BadRequest(400, "'voice' must be a voice name or {\"id\": ...}.", param="voice", code=code)
+    form = body.get("response_format")
+    if form is not None and form not in SPEECH_FORMATS:
+        message = f"'response_format' must be one of {', '.join(SPEECH_FORMATS)}."
+        raise BadRequest(400, message, param="response_format", code="invalid_value")
+    speed = body.get("speed")
+    if speed is not None and (type(speed) not in (int, float) or not 0.25 <= speed <= 4.0):
+        raise BadRequest(400, "'speed' must be a number from 0.25 to 4.0.", param="speed", code="invalid_value")
+    if body.get("stream_format", "audio") != "audio":
+        message = "Only stream_format 'audio' is supported: the gateway relays speech as audio bytes."
+        raise BadRequest(400, message, param="stream_format", code="invalid_value")
+
+
+def speech_characters(body: dict[str, Any]) -> Usage:
+    """Speech is counted, and priced, in characters of input: the unit OpenAI and Groq bill tts in."""
+    return {"characters": len(body["input"])}
+
+
+def fit_speech(provider: Provider, body: dict[str, Any]) -> dict[str, Any] | Unsuited:
+    """The voice to send this provider, or why it cannot serve the request (format, voice)."""
+    form = body.get("response_format") or "mp3"  # OpenAI's default, so a provider must produce it
+    formats = provider.speech_formats
+    if form not in formats:
+        produces = ", ".join(f for f in SPEECH_FORMATS if f in formats)
+        return Unsuited("unsupported_format", f"produces only {produces} (asked for {form})", "response_format")
+    voices = provider.config.voices
+    voice = body["voice"]
+    if voices is None:
+        return {"voice": voice}  # the client's own, restored after a provider that mapped it
+    mapped = voices.get(voice) if isinstance(voice, str) else None
+    if mapped is None:
+        mapped = voices.get("default")
+        if mapped is None:
+            asked = voice if isinstance(voice, str) else voice.get("id")
+            return Unsuited("unsupported_voice", f"maps no voice '{asked}' and has no default voice", "voice")
+    return {"voice": mapped}
+
+
 CHAT = Endpoint("/chat/completions", Capability.CHAT, check_chat, BodyKind.JSON, can_stream=True)
 EMBEDDINGS = Endpoint("/embeddings", Capability.EMBEDDINGS, check_embeddings, BodyKind.JSON)
 COMPLETIONS = Endpoint("/completions", Capability.COMPLETIONS, check_completions, BodyKind.JSON, can_stream=True)
-ENDPOINTS = (CHAT, EMBEDDINGS, COMPLETIONS)  # CHAT before COMPLETIONS: `label` matches path endings in order
+SPEECH = Endpoint(
+    "/audio/speech",
+    Capability.SPEECH,
+    check_speech,
+    BodyKind.BYTES,
+    request_usage=speech_characters,
+    fit=fit_speech,
+)
+ENDPOINTS = (CHAT, EMBEDDINGS, COMPLETIONS, SPEECH)  # CHAT before COMPLETIONS: `label` matches path endings in order
 
 
 def label(path: str) -> str:

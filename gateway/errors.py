@@ -147,6 +147,12 @@ class AttemptKind(enum.Enum):
     MISSING_KEY = "missing_key"  # its key variable is unset
     INVALID_KEY = "invalid_key"  # its key variable holds what no header can carry; `cause` says what
     PROBING = "probing"  # recovering, and another request is its probe; `reason` is what it recovers from
+    # It cannot serve this request as asked (a speech format or voice it lacks): `reason` says which
+    # (unsupported_format, unsupported_voice), `cause` why, in the client's words.
+    UNSUPPORTED = "unsupported"
+
+
+_UNSUPPORTED = AttemptKind.UNSUPPORTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,14 +170,16 @@ class Attempt:
 
     @property
     def tried_or_benched(self) -> bool:
-        """Not passed over for its key: it serves again by itself, or after a probe."""
-        return self.kind is not AttemptKind.MISSING_KEY and self.kind is not AttemptKind.INVALID_KEY
+        """Not passed over for its key or for what this request asks: it serves again by itself, or after a probe."""
+        kind = self.kind
+        return kind is not AttemptKind.MISSING_KEY and kind is not AttemptKind.INVALID_KEY and kind is not _UNSUPPORTED
 
     @property
     def label(self) -> str:
         """The one word for logs and metrics: the reason, or `missing_key` / `probing`."""
-        if self.kind is not AttemptKind.FAILED and self.kind is not AttemptKind.BENCHED:
-            return self.kind.value
+        kind = self.kind
+        if kind is not AttemptKind.FAILED and kind is not AttemptKind.BENCHED and kind is not _UNSUPPORTED:
+            return kind.value
         return self.reason or ""
 
 
@@ -205,6 +213,10 @@ class NoProviderAvailable(GatewayError):
                 if a.status is not None and a.remaining_s is None:
                     soon.append(1.0)
         return min(soon) if soon else None
+
+    def unsupported(self) -> bool:
+        """No provider can serve the request as asked (its format, its voice): a 400, not a wait."""
+        return bool(self.attempts) and all(a.kind is _UNSUPPORTED for a in self.attempts)
 
     def request_too_large(self) -> bool:
         """Every provider that was tried refused this request's size, and none is out: retrying cannot help."""

@@ -155,8 +155,13 @@ class RequestLog:
         if trace.first_chunk_s is not None:
             line["first_chunk_ms"] = round(trace.first_chunk_s * 1000, 2)
         if trace.usage:
-            prompt, completion = trace.tokens()
-            line["tokens"] = {"prompt": prompt, "completion": completion}
+            characters = trace.usage.get("characters")
+            if characters is not None:  # speech: known from the request, shown when it was served
+                if trace.served is not None:
+                    line["characters"] = characters
+            else:
+                prompt, completion = trace.tokens()
+                line["tokens"] = {"prompt": prompt, "completion": completion}
         if trace.upstream_request_id:
             line["upstream_request_id"] = trace.upstream_request_id
         if trace.key is not None:

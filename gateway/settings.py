@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -85,6 +85,10 @@ class ProviderConfig(_Strict):
     last_resort: bool = False
     budget: Budget | None = None  # a spend cap: reached, the provider is skipped (reason `budget`)
     prices: dict[str, Price] = {}  # by this provider's model name; wins over the price file
+    # Speech: the client's voice -> this provider's (`default` for any other); None: passed through.
+    voices: dict[str, str] | None = None
+    # Speech: the formats it can produce; None: what its flavor can (Groq: wav only; others: all six).
+    response_formats: list[Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]] | None = Field(None, min_length=1)
 
     @field_validator("flavor", mode="before")
     @classmethod

@@ -74,8 +74,9 @@ def _loop() -> _Loop:
 
 
 class FakeUpstream:
-    def __init__(self, flavor: str, port: int = 0) -> None:
+    def __init__(self, flavor: str, port: int = 0, name: str | None = None) -> None:
         self.flavor = flavor
+        self.name = name or flavor  # whose canned audio it speaks (a local TTS server is flavor openai)
         self._lock = threading.Lock()
         self._scripts: dict[str, collections.deque[Reply]] = collections.defaultdict(collections.deque)
         self.requests: list[Recorded] = []
@@ -142,7 +143,9 @@ class FakeUpstream:
                     return queue.popleft()
         return None
 
-    def _canned(self, path: str, streamed: bool) -> Reply:
+    def _canned(self, path: str, streamed: bool, doc: Any = None) -> Reply:
+        if path.endswith("/audio/speech"):
+            return self._speech(doc if isinstance(doc, dict) else {})
         if path.endswith("/embeddings"):
             return Reply(body=payloads.EMBEDDINGS_OK[self.flavor])
         if path.endswith("/models"):
@@ -154,6 +157,16 @@ class FakeUpstream:
         if streamed:
             return Reply(events=payloads.STREAM_OK[self.flavor])
         return Reply(body=payloads.CHAT_OK[self.flavor])
+
+    def _speech(self, doc: dict[str, Any]) -> Reply:
+        """Audio as the provider would send it: OpenAI and a local TTS server any format, Groq WAV only."""
+        form = doc.get("response_format") or "mp3"
+        if self.flavor == "groq" and form != "wav":
+            return error("groq-400-speech-format")
+        if self.flavor not in ("openai", "groq"):  # no /audio/speech there (Gemini, DeepSeek, Ollama)
+            return Reply(status=404, body=b'{"error":{"message":"Not Found","type":"invalid_request_error"}}')
+        content_type = payloads.SPEECH_CONTENT_TYPES[form]
+        return Reply(events=payloads.speech_audio(self.name), headers={"content-type": content_type})
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -174,7 +187,7 @@ class FakeUpstream:
         with self._lock:
             self.requests.append(Recorded(method, target, headers, doc))
         streamed = isinstance(doc, dict) and doc.get("stream") is True
-        reply = self._next(target) or self._canned(target, streamed)
+        reply = self._next(target) or self._canned(target, streamed, doc)
         if reply.delay_s:
             await asyncio.sleep(reply.delay_s)
         if reply.gate is not None:

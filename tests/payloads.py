@@ -1110,3 +1110,37 @@ COMPLETIONS_STREAM_OK: dict[str, list[bytes]] = {
         ("ollama", "llama3.2", b'{"prompt_tokens":27,"completion_tokens":3,"total_tokens":30}'),
     )
 }
+
+
+# ------------------------------------------ speech ------------------------------------------------
+# POST /audio/speech answers raw audio, chunked, with a content-type per format (SURFACE.md §1:
+# Kokoro-FastAPI's mapping; OpenAI's is unconfirmed but alike). Each flavor's audio is distinct bytes
+# in several chunks, so a test can tell who spoke and that every chunk arrived, in order.
+SPEECH_CONTENT_TYPES = {
+    "mp3": "audio/mpeg",
+    "opus": "audio/opus",
+    "aac": "audio/aac",
+    "flac": "audio/flac",
+    "wav": "audio/wav",
+    "pcm": "audio/pcm",
+}
+
+
+def speech_audio(flavor: str, chunks: int = 4, size: int = 3000) -> list[bytes]:
+    """Known audio bytes from `flavor`: `chunks` pieces of `size` bytes."""
+    return [bytes([index]) + (f"{flavor} audio {index} ".encode() * size)[: size - 1] for index in range(chunks)]
+
+
+ERROR_CASES += [
+    ErrorCase(
+        id="groq-400-speech-format",
+        flavor="groq",
+        status=400,
+        body=(
+            b'{"error":{"message":"response_format must be one of [wav]","type":"invalid_request_error",'
+            b'"param":"response_format"}}'
+        ),
+        expect="caller_fault",
+        source="[B] openclaw/openclaw#62215 (SURFACE.md §1, Groq)",
+    ),
+]

@@ -219,3 +219,15 @@ def test_a_model_without_a_price_is_a_warning_naming_the_fix(fakes, tmp_path):
     assert "gemini-2.0-flash has no price (not in litellm's price file)" in output
     assert "set prices: {gemini-2.0-flash: {input_per_mtok: ..., output_per_mtok: ...}} under gemini" in output
     assert "gpt-4o-mini has no price" not in output
+
+
+def test_a_speech_model_mapped_on_a_flavor_without_speech_is_a_warning(fakes, tmp_path):
+    config = healthy_config(fakes)
+    by_name = {entry["name"]: entry for entry in config["providers"]}
+    by_name["openai"]["models"]["tts-1"] = "tts-1"
+    by_name["gemini"]["models"]["tts-1"] = "gemini-2.5-flash-preview-tts"  # the client's name, mapped by openai
+    by_name["ollama"]["models"]["voice"] = "tts-1-hd"  # the price file lists it as speech
+    result = doctor(fakes, config, tmp_path)
+    for name, model in (("gemini", "tts-1"), ("ollama", "voice")):
+        assert f"models: {model} is a speech model, but flavor {name} has no /audio/speech" in result.stdout
+    assert "models: tts-1 is a speech model, but flavor openai" not in result.stdout

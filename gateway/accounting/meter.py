@@ -115,6 +115,8 @@ class Meter:
             if rate is None:  # no provider serves it: answered 404 before it could cost anything
                 return 0
             self._dearest[(endpoint, body["model"])] = rate  # only configured models: a bounded cache
+        if endpoint.request_usage is not None:  # speech: its characters, at the dearest rate per character
+            return round(len(body["input"]) * rate.for_characters().input)
         prompt = size // BYTES_PER_TOKEN
         completion = completion_cap(body) if endpoint.can_stream else 0  # embeddings make no completion
         return round(prompt * rate.input + completion * rate.output)
@@ -128,7 +130,9 @@ class Meter:
         known = [r for r in rates if r is not None]  # an unpriced model reserves nothing: its cost is unknown
         if not known:
             return _NO_RATE
-        return Rate(max(r.input for r in known), max(r.output for r in known), 0.0)
+        if endpoint.request_usage is not None:
+            known = [r.for_characters() for r in known]
+        return Rate(max(r.input for r in known), max(r.output for r in known), 0.0, known[0].per_character)
 
     # -- when it ends ---------------------------------------------------------------------------
 
@@ -151,6 +155,11 @@ class Meter:
         model = trace.model if isinstance(trace.model, str) else ""
         provider_model = provider.config.models.get(model, model)
         rate = self.prices.rate(provider, provider_model)
+        if rate is not None and trace.usage is not None and "characters" in trace.usage and not rate.per_character:
+            # Speech from a model priced per token (gpt-4o-mini-tts): its text at about four characters
+            # a token; its audio output is not reported, so the cost is a floor, and marked estimated.
+            rate = rate.for_characters()
+            trace.estimated = True
         cost = rate.cost(tokens.input, tokens.cached, tokens.output) if rate is not None else None
         key = trace.key
         dims = (

@@ -31,11 +31,19 @@ _price_file: dict[str, Any] | None = None
 
 @dataclass(frozen=True, slots=True)
 class Rate:
-    """Nano-dollars per token."""
+    """Nano-dollars per token (per character of input, for speech models priced so)."""
 
     input: float
     output: float
     cached_input: float
+    per_character: bool = False
+
+    def for_characters(self) -> Rate:
+        """A per-token rate applied to characters of text: about four characters a token."""
+        if self.per_character:
+            return self
+        per_char = self.input / CHARACTERS_PER_TOKEN
+        return Rate(per_char, 0.0, per_char, per_character=True)
 
     def cost(self, input_tokens: int, cached_tokens: int, output_tokens: int) -> tuple[int, int]:
         """(input cost, output cost) in nano-dollars; cached input tokens are part of the input tokens."""
@@ -45,6 +53,7 @@ class Rate:
 
 
 FREE = Rate(0.0, 0.0, 0.0)
+CHARACTERS_PER_TOKEN = 4
 
 
 def price_file() -> dict[str, Any]:
@@ -71,7 +80,10 @@ def _from_file(entry: Any) -> Rate | None:
         return None
     per_token = entry.get("input_cost_per_token")
     if not isinstance(per_token, int | float):
-        return None
+        per_char = entry.get("input_cost_per_character")  # tts-1, Groq's orpheus: billed by the character
+        if not isinstance(per_char, int | float):
+            return None
+        return Rate(per_char * NANO_PER_USD, 0.0, per_char * NANO_PER_USD, per_character=True)
     output = entry.get("output_cost_per_token")
     cached = entry.get("cache_read_input_token_cost")
     output = output if isinstance(output, int | float) else 0.0

@@ -49,7 +49,8 @@ def tokens_of(usage: dict[str, Any] | None) -> Tokens | None:
     if not usage:
         return None
     get = usage.get
-    prompt = _count(get("prompt_tokens")) or _count(get("input_tokens"))
+    # Speech is counted in characters of input: its `input` counter holds them (see `speech_characters`).
+    prompt = _count(get("prompt_tokens")) or _count(get("input_tokens")) or _count(get("characters"))
     output = _count(get("completion_tokens")) or _count(get("output_tokens"))
     details = get("prompt_tokens_details")
     cached = _count(details.get("cached_tokens")) if type(details) is dict else 0

@@ -64,6 +64,8 @@ class Flavor:
     # are listed bare. A local flavor runs on your own machine: it costs nothing unless priced.
     litellm_prefix = ""
     local = False
+    # The speech formats it can produce, when it has the speech capability; `response_formats:` narrows it.
+    speech_formats = frozenset({"mp3", "opus", "aac", "flac", "wav", "pcm"})
 
     def transport_class(self) -> type[Transport]:
         """The transport that speaks to this flavor (one instance is shared by every provider using it)."""
@@ -141,7 +143,7 @@ def key_problem(env: str | None, key: str) -> str | None:
 class Provider:
     """A configured provider, ready to call through its flavor's transport."""
 
-    __slots__ = ("config", "flavor", "headers", "key", "key_problem", "name", "transport")
+    __slots__ = ("config", "flavor", "headers", "key", "key_problem", "name", "speech_formats", "transport")
 
     def __init__(self, config: ProviderConfig, flavor: Flavor, key: str | None, transport: Transport) -> None:
         self.config = config
@@ -152,6 +154,8 @@ class Provider:
         key = self.key
         self.name = config.name
         self.transport = transport
+        formats = config.response_formats
+        self.speech_formats = frozenset(formats) if formats is not None else flavor.speech_formats
         # Built once, for transports that speak HTTP: the provider's own key, never the client's token.
         self.headers = {"content-type": "application/json", "accept-encoding": "identity"}
         if key:

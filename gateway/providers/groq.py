@@ -10,7 +10,9 @@ from gateway.providers.base import Capability, Flavor
 
 class Groq(Flavor):
     name = "groq"
-    capabilities = frozenset({Capability.CHAT})  # Groq has no /embeddings endpoint
+    # No /embeddings; speech (canopylabs/orpheus-*) answers WAV only, any other format a 400.
+    capabilities = frozenset({Capability.CHAT, Capability.SPEECH})
+    speech_formats = frozenset({"wav"})
     key_shape = re.compile(r"gsk_[A-Za-z0-9]+")
     key_hint = "gsk_..."
     litellm_prefix = "groq/"

@@ -19,7 +19,7 @@ import time
 from functools import partial
 from typing import Any
 
-from gateway.endpoints import ENDPOINTS, Endpoint
+from gateway.endpoints import ENDPOINTS, Endpoint, Unsuited
 from gateway.errors import (
     Attempt,
     AttemptKind,
@@ -88,11 +88,13 @@ class Router:
         chain = self._chains.get((endpoint, model))
         if not chain:
             raise UnknownModel(model)
-        ready = self._ready(chain, model, trace)
-        for index, (provider, recovering) in enumerate(ready):
+        ready = self._ready(chain, model, trace, endpoint, body)
+        for index, (provider, recovering, fields) in enumerate(ready):
             if recovering is not None and not await self._won_probe(provider, recovering, trace):
                 continue
             body["model"] = provider.config.models[model]
+            if fields is not None:
+                body.update(fields)
             trace.attempting = provider  # a client that leaves now is charged for it: it may bill the request
             try:
                 result = await self._attempt(provider, endpoint, body, stream, last=index == len(ready) - 1)
@@ -110,17 +112,26 @@ class Router:
             return provider, result
         raise NoProviderAvailable(model, trace.attempts)
 
-    def _ready(self, chain: list[Provider], model: str, trace: Trace) -> list[tuple[Provider, Cooldown | None]]:
-        """The providers that may take the request, each with the cooldown it recovers from, if any."""
+    def _ready(
+        self, chain: list[Provider], model: str, trace: Trace, endpoint: Endpoint, body: dict[str, Any]
+    ) -> list[tuple[Provider, Cooldown | None, dict[str, Any] | None]]:
+        """The providers that may take the request, each with the cooldown it recovers from, if any, and
+        the fields the endpoint fits to it (all fitted before any attempt changes the body)."""
         now = time.time()
+        fit = endpoint.fit
         ready = []
         for provider in chain:
             state = self._unavailable(provider, model, now)
+            fields = None
+            if fit is not None and not isinstance(state, Attempt):
+                fields = fit(provider, body)
+                if isinstance(fields, Unsuited):
+                    state = Attempt(provider, AttemptKind.UNSUPPORTED, fields.reason, cause=fields.why)
             if isinstance(state, Attempt):
                 trace.attempts.append(state)
                 self.metrics.skipped(provider.name, state.label)
             else:
-                ready.append((provider, state))
+                ready.append((provider, state, fields))
         return ready
 
     def _unavailable(self, provider: Provider, model: str, now: float) -> Attempt | Cooldown | None:

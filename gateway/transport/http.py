@@ -17,8 +17,9 @@ import aiohttp
 import orjson
 
 from gateway.classify import judge, parse_error
+from gateway.endpoints import BodyKind
 from gateway.errors import CallerFault, Failure, FailureClass, ProviderFailed
-from gateway.transport import sse
+from gateway.transport import audio, sse
 from gateway.transport.base import Answer, ByteReader
 
 if TYPE_CHECKING:
@@ -81,6 +82,12 @@ async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
         pieces.append(piece)
         size += len(piece)
     return b"".join(pieces)
+
+
+def _error_under_200(provider: Provider, response: aiohttp.ClientResponse, data: bytes) -> ProviderFailed:
+    """An error under a 200 is the provider's failure to answer, whatever it says: fail over."""
+    judged = judge(provider, parse_error(500, response.headers, data), data)
+    return judged if isinstance(judged, ProviderFailed) else ProviderFailed(judged.failure)
 
 
 class HttpTransport:
@@ -158,9 +165,7 @@ class HttpTransport:
         except orjson.JSONDecodeError as exc:
             raise ProviderFailed.transient("malformed response body") from exc
         if not isinstance(doc, dict) or doc.get("error") is not None:  # `"error": null` is no error
-            judged = judge(provider, parse_error(500, response.headers, data), data)
-            # An error under a 200 is the provider's failure to answer, whatever it says: fail over.
-            raise judged if isinstance(judged, ProviderFailed) else ProviderFailed(judged.failure)
+            raise _error_under_200(provider, response, data)
         return Answer(data, response.headers, endpoint.usage(doc))
 
     async def _read_answer(self, response: aiohttp.ClientResponse) -> bytes:
@@ -174,8 +179,12 @@ class HttpTransport:
             raise ProviderFailed.transient(f"answer larger than {cap} bytes (limits.max_response_bytes)")
         return data
 
-    async def stream(self, provider: Provider, endpoint: Endpoint, body: dict[str, Any]) -> sse.SseStream:
+    async def stream(
+        self, provider: Provider, endpoint: Endpoint, body: dict[str, Any]
+    ) -> sse.SseStream | audio.ByteStream:
         """Open a stream and read up to its first data event; only then is it worth committing."""
+        if endpoint.answer is BodyKind.BYTES:
+            return await self._bytes(provider, endpoint, body)
         payload = orjson.dumps(body)
         response: aiohttp.ClientResponse | None = None
         try:
@@ -187,6 +196,22 @@ class HttpTransport:
         read = _reader(response, "stream")  # committed from here: a break is the stream's
         return sse.SseStream(
             provider, read, response.headers, response.close, first, rest, endpoint.usage, self.timeouts.total_s
+        )
+
+    async def _bytes(self, provider: Provider, endpoint: Endpoint, body: dict[str, Any]) -> audio.ByteStream:
+        """Open a raw body (audio) and read its first bytes; only then is it worth committing."""
+        payload = orjson.dumps(body)
+        response: aiohttp.ClientResponse | None = None
+        try:
+            async with asyncio.timeout(self.timeouts.total_s):
+                response = await self._open(provider, endpoint.path, payload)
+                if response.content_type == "application/json":  # not audio: an error under a 200
+                    raise _error_under_200(provider, response, await _read_capped(response, _MAX_ERROR_BODY))
+                first = await audio.first_bytes(_reader(response, "response"))
+        except BaseException as exc:
+            self._abandon(response, exc, "audio")
+        return audio.ByteStream(
+            _reader(response, "stream"), response.headers, response.close, first, self.timeouts.total_s
         )
 
     async def get(self, provider: Provider, url: str) -> tuple[int, bytes]:

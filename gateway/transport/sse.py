@@ -127,7 +127,7 @@ async def first_event(provider: Provider, read: ByteReader, headers: Mapping[str
                 raise _in_band_failure(provider, payload, headers)
 
 
-class _StallWatchdog:
+class StallWatchdog:
     """Cancels the current task when no data event has arrived for `limit_s`.
 
     Cheaper than rescheduling an `asyncio.timeout` on every chunk (which cost a quarter of the
@@ -210,7 +210,7 @@ class SseStream:
         """
         buffer, self._rest = self._rest, b""
         read = self._read
-        watchdog = _StallWatchdog(asyncio.get_running_loop(), self._total_s)
+        watchdog = StallWatchdog(asyncio.get_running_loop(), self._total_s)
         try:
             while True:
                 end = buffer.rfind(b"\n\n")
@@ -237,7 +237,7 @@ class SseStream:
             watchdog.stop()
             self.close()
 
-    def _scan(self, complete: bytes, watchdog: _StallWatchdog) -> tuple[bytes, Any]:
+    def _scan(self, complete: bytes, watchdog: StallWatchdog) -> tuple[bytes, Any]:
         """The good prefix of a run of complete events, and _DONE, a failure, or None to go on."""
         if _has_usage(complete):  # the last chunk or two, when usage is reported at all
             kept = []

@@ -1,9 +1,9 @@
-"""The hot path as plain ASGI: every endpoint of the endpoint table (/v1/chat/completions, /v1/embeddings).
+"""The hot path as plain ASGI: every endpoint of the endpoint table (chat, embeddings, completions, speech).
 
 Kept off FastAPI's request and response machinery on purpose: the body is read once against the
 size limit, parsed once (orjson), checked, and the upstream bytes are relayed as they came.
-A stream is committed (headers sent) only after its first real event; after that, a failure
-ends it with an error event and no `[DONE]`, and a client that leaves cancels the upstream call.
+Streams and audio are relayed by `relays`, committed only after their first real piece; a client
+that leaves cancels the upstream call.
 
 Every request carries a `Trace`; when it ends, one JSON log line and the metrics are made from it,
 and its id goes back to the client as `x-request-id`.
@@ -12,32 +12,30 @@ and its id goes back to the client as `x-request-id`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import math
 import os
 import re
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gateway import endpoints
 from gateway.accounting.meter import Meter
-from gateway.endpoints import Endpoint
+from gateway.endpoints import BodyKind, Endpoint
 from gateway.errors import (
     BadRequest,
     CallerFault,
     ClientGone,
     NoProviderAvailable,
     OverLimit,
-    ProviderFailed,
     UnknownModel,
 )
 from gateway.request_log import Outcome, RequestLog, Trace
 from gateway.routing.router import Router
-from gateway.web import messages
+from gateway.web import messages, relays
 from gateway.web.client_watch import ClientWatch
+from gateway.web.relays import served_by
 from gateway.web.wire import bad_request_body, error_body, parse_json, relayable_error
 
 log = logging.getLogger("gateway.edge")
@@ -52,17 +50,11 @@ _UNAUTHORIZED = error_body(
     code="invalid_api_key",
 )
 KEY_SCOPE = "gateway.key"  # the ClientKey the app found in the request's Authorization header
-_INCLUDE_USAGE = {"include_usage": True}
 _CLIENT_CLOSED = 499  # nginx's status for "the client closed the connection", in logs only
 # Request ids: a random prefix per process, then a counter; unique across replicas, and no syscall.
 _ID_PREFIX = os.urandom(8).hex().encode()
 _ID_COUNTER = itertools.count()
 _SANE_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
-_SSE_HEADERS = [
-    (b"content-type", b"text/event-stream; charset=utf-8"),
-    (b"cache-control", b"no-cache"),
-    (b"x-accel-buffering", b"no"),
-]
 
 
 async def respond(
@@ -73,10 +65,6 @@ async def respond(
         head += headers
     await send({"type": "http.response.start", "status": status, "headers": head})
     await send({"type": "http.response.body", "body": body})
-
-
-def _served_by(name: str) -> tuple[bytes, bytes]:
-    return (b"x-gateway-provider", name.encode())
 
 
 def _request_id(scope: dict[str, Any]) -> bytes:
@@ -155,14 +143,19 @@ class Edge:
             body = parse_json(raw)
             endpoint.check(body)
             trace.model, trace.request_bytes = body["model"], len(raw)
+            if endpoint.request_usage is not None:
+                trace.usage = endpoint.request_usage(body)
             self.meter.admit(trace, scope.get(KEY_SCOPE), endpoint, body)
         except Exception as exc:
-            return await self._fail(send, exc, trace)
+            return await self.fail(send, exc, trace)
         watch = ClientWatch(receive)
         try:
             if endpoint.streams(body):
                 trace.stream = True
-                await self._stream(endpoint, body, send, watch, trace)
+                await relays.relay_sse(self, endpoint, body, send, watch, trace)
+            elif endpoint.answer is BodyKind.BYTES:
+                trace.stream = True
+                await relays.relay_bytes(self, endpoint, body, send, watch, trace)
             else:
                 await self._complete(endpoint, body, send, watch, trace)
         except asyncio.CancelledError:
@@ -170,6 +163,8 @@ class Edge:
                 trace.outcome = Outcome.CANCELLED  # by the server (shutdown), even mid-stream: not a full answer
                 raise  # cancelled by the server, not by our watch: let it through
             trace.status, trace.outcome = _CLIENT_CLOSED, Outcome.CLIENT_GONE
+        except relays.RelayAborted:
+            raise  # its outcome is set: the connection is cut on purpose
         except Exception:
             trace.outcome = Outcome.ERROR
             raise
@@ -196,15 +191,15 @@ class Edge:
             provider, answer = await self.router.complete(endpoint, body, trace)
         except Exception as exc:
             watch.disarm()
-            return await self._fail(send, exc, trace)
+            return await self.fail(send, exc, trace)
         watch.disarm()
         trace.provider, trace.served, trace.usage = provider.name, provider, answer.usage
         trace.upstream_request_id = answer.headers.get("x-request-id")
         trace.status, trace.outcome = 200, Outcome.OK
-        headers = [_served_by(provider.name), (b"x-request-id", trace.request_id)]
+        headers = [served_by(provider.name), (b"x-request-id", trace.request_id)]
         await respond(send, 200, answer.body, headers, answer.content_type)
 
-    async def _fail(self, send: Send, exc: Exception, trace: Trace) -> None:
+    async def fail(self, send: Send, exc: Exception, trace: Trace) -> None:
         """Answer a request that failed before anything was sent, in OpenAI's error shape."""
         match exc:
             case BadRequest():
@@ -213,6 +208,10 @@ class Edge:
                 status, outcome = 404, Outcome.UNKNOWN_MODEL
                 body = error_body(404, messages.unknown_model(exc.model), param="model", code="model_not_found")
                 headers = None
+            case NoProviderAvailable() if exc.unsupported():  # asked for what no provider can produce
+                status, outcome, headers = 400, Outcome.BAD_REQUEST, None
+                param = "response_format" if exc.attempts[0].reason == "unsupported_format" else "voice"
+                body = error_body(400, messages.unsupported(exc), param=param, code="unsupported_value")
             case NoProviderAvailable() if exc.request_too_large():
                 status, outcome = 413, Outcome.REQUEST_TOO_LARGE
                 body, headers = error_body(413, messages.no_provider(exc), code="request_too_large"), None
@@ -241,50 +240,3 @@ class Edge:
                 body = error_body(500, "The gateway failed unexpectedly; see its log.")
         trace.status, trace.outcome = status, outcome
         await respond(send, status, body, [*(headers or ()), (b"x-request-id", trace.request_id)])
-
-    async def _stream(
-        self, endpoint: Endpoint, body: dict[str, Any], send: Send, watch: ClientWatch, trace: Trace
-    ) -> None:
-        model = body["model"]
-        # The usage report is asked for on every stream, so that streams are charged what they used;
-        # a client that did not ask for it does not get it.
-        options = body.get("stream_options")
-        asked = options is not None and options.get("include_usage") is True
-        if not asked:
-            body["stream_options"] = {**options, "include_usage": True} if options else _INCLUDE_USAGE
-        try:
-            provider, stream = await self.router.stream(endpoint, body, trace)
-        except Exception as exc:
-            watch.disarm()
-            return await self._fail(send, exc, trace)
-        stream.strip_usage = not asked
-        headers = [*_SSE_HEADERS, _served_by(provider.name), (b"x-request-id", trace.request_id)]
-        trace.provider, trace.served, trace.status, trace.outcome = provider.name, provider, 200, Outcome.OK
-        trace.upstream_request_id = stream.headers.get("x-request-id")
-        try:
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await send({"type": "http.response.body", "body": stream.first, "more_body": True})
-            trace.first_chunk_s = time.perf_counter() - trace.started
-            trace.events = 1
-            async for block in stream.events():
-                await send({"type": "http.response.body", "body": block, "more_body": True})
-                trace.events += block.count(b"\n\n")  # events relayed: a cut stream's estimate
-        except ProviderFailed as exc:
-            trace.outcome = Outcome.STREAM_BROKEN
-            attempt = self.router.record_failure(provider, model, exc.failure)
-            message = messages.stream_broken(attempt, model)
-            event = b"data: " + error_body(502, message, code="upstream_stream_error") + b"\n\n"
-            await send({"type": "http.response.body", "body": event, "more_body": True})
-        except Exception:
-            # Ours, not the provider's (nothing is benched), and still never a clean-looking truncation.
-            log.exception("relaying the stream from %s failed", provider.name)
-            trace.outcome = Outcome.ERROR
-            message = f"The gateway failed while relaying the stream from {provider.name}; the answer is incomplete."
-            event = b"data: " + error_body(500, message, code="gateway_stream_error") + b"\n\n"
-            with contextlib.suppress(Exception):  # the failure may have been the sending itself
-                await send({"type": "http.response.body", "body": event, "more_body": True})
-        finally:
-            trace.usage = stream.usage
-            stream.close()  # idempotent; covers a cancel before the relay began
-        watch.disarm()
-        await send({"type": "http.response.body", "body": b"", "more_body": False})

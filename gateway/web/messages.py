@@ -27,6 +27,8 @@ def describe(attempt: Attempt, model: str) -> str:
             return f"{name}: no API key; set {env}"
         case AttemptKind.INVALID_KEY:
             return f"{name}: its API key cannot be used: {attempt.cause}"
+        case AttemptKind.UNSUPPORTED:
+            return f"{name}: {attempt.cause}"
     match attempt.reason:
         case FailureClass.QUOTA:
             return f"{name}: credits exhausted{wait} or add credits"
@@ -67,6 +69,11 @@ def no_provider(exc: NoProviderAvailable) -> str:
     reasons = "; ".join(describe(attempt, exc.model) for attempt in exc.attempts)
     text = f"No provider can serve model '{exc.model}' right now. {reasons}"
     return text if text.endswith(("?", ".", ")")) else text + "."
+
+
+def unsupported(exc: NoProviderAvailable) -> str:
+    reasons = "; ".join(describe(attempt, exc.model) for attempt in exc.attempts)
+    return f"No provider of model '{exc.model}' can serve this request as asked: {reasons}."
 
 
 def unknown_model(model: str) -> str:
