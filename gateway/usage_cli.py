@@ -1,7 +1,7 @@
 """`gateway usage`: requests, tokens and cost as a table, by provider, model, key, project, user or day.
 
 Two ways in, the same table:
-- `--url` (or GATEWAY_URL): a running gateway's `/v1/organization/usage/{completions,embeddings}`,
+- `--url` (or GATEWAY_URL): a running gateway's `/v1/organization/usage/{completions,embeddings,audio_speeches}`,
   with GATEWAY_ADMIN_KEY (or `--key`; a gateway key reads its own usage only).
 - otherwise the usage store itself: Redis when REDIS_URL is set, else the config's SQLite file
   (`usage.path`). What a gateway has not flushed yet (a fraction of a second) is not in it.
@@ -151,7 +151,7 @@ def from_gateway(url: str, key: str, by: Sequence[str], width: str, start: int, 
     base = url.rstrip("/").removesuffix("/v1")
     group_by = [("group_by", API_NAMES[BY[name]]) for name in by if name != "day"]
     rows: list[Row] = []
-    for kind in ("completions", "embeddings"):
+    for kind in ("completions", "embeddings", "audio_speeches"):
         cursor: str | None = None
         while True:
             params = [("start_time", start), ("end_time", end), ("bucket_width", width), ("limit", LIMITS[width][1])]
@@ -194,7 +194,7 @@ def rows_of(page: dict[str, Any]) -> list[Row]:
             cost = result.get("cost_usd")
             counters = [
                 result["num_model_requests"],
-                result["input_tokens"],
+                result["characters"] if "characters" in result else result["input_tokens"],  # speech: characters
                 result.get("input_cached_tokens") or 0,
                 result.get("output_tokens") or 0,
                 round(cost * NANO_PER_USD) if cost else 0,

@@ -7,6 +7,8 @@ used as the seed's pipeline used it: `with_streaming_response.create(...)` then 
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import openai
 import pytest
@@ -14,7 +16,7 @@ import pytest
 from gateway.errors import ConfigError
 from gateway.settings import load_config
 from tests import payloads
-from tests.conftest import KEY_ENV, config_dict
+from tests.conftest import ADMIN, KEY_ENV, config_dict, wait_for
 from tests.fakes import FakeUpstream, Reply, error
 
 PATH = "/v1/audio/speech"
@@ -178,3 +180,25 @@ def test_a_format_no_provider_makes_is_a_config_error(tmp_path):
     path.write_text(f"providers:\n  - {entry}, response_formats: [ogg]}}\n")
     with pytest.raises(ConfigError, match=r"providers\[0\]\.response_formats\[0\]"):
         load_config(path)
+
+
+def test_speech_usage_is_read_in_characters_through_the_sdk(fakes, kokoro, start_gateway, tmp_path):
+    gateway = start_gateway(speech_config(fakes, kokoro), admin_key=ADMIN)
+    fakes["openai"].script(error("openai-429-insufficient-quota"), path=PATH)
+    for index in range(3):  # groq, then openai is benched: groq again; then an mp3 from kokoro
+        speak(gateway, tmp_path / f"{index}.wav", response_format="wav" if index < 2 else "mp3")
+    admin = openai.OpenAI(base_url=f"{gateway.url}/v1", admin_api_key=ADMIN, api_key="unused", max_retries=0)
+    today = int(time.time() // 86400 * 86400)
+
+    def by_provider():
+        page = admin.admin.organization.usage.audio_speeches(start_time=today, group_by=["model", "provider"])
+        return {r.to_dict()["provider"]: r for bucket in page.data for r in bucket.results}
+
+    results = wait_for(lambda: len(by_provider()) == 2 and by_provider(), what="speech usage")
+    assert results["groq"].characters == 2 * len(TEXT) and results["groq"].num_model_requests == 2
+    assert results["groq"].model == "tts-1" and results["groq"].to_dict()["cost_usd"] == pytest.approx(
+        2 * len(TEXT) * 2.2e-05
+    )
+    assert results["kokoro"].characters == len(TEXT)
+    chat = admin.admin.organization.usage.completions(start_time=today)  # speech is not chat
+    assert sum(r.num_model_requests for bucket in chat.data for r in bucket.results) == 0

@@ -1,6 +1,6 @@
 """OpenAI's usage and costs API, answered from the gateway's usage rows: pure, no I/O.
 
-A tool written for `GET /v1/organization/usage/{completions,embeddings}` and `/v1/organization/costs`
+A tool written for `GET /v1/organization/usage/{completions,embeddings,audio_speeches}` and `/costs`
 reads the gateway unchanged: the same query parameters and rules (bucket widths, per-width limits,
 `group_by`, filters, `page` cursors), the same page, bucket and result objects. What we add is
 beside OpenAI's fields, never instead of them:
@@ -32,11 +32,16 @@ from gateway.accounting import WIDTHS
 from gateway.accounting.ledger import Row
 from gateway.accounting.prices import NANO_PER_USD
 from gateway.accounting.usage import COUNTERS, DIMENSIONS
-from gateway.endpoints import CHAT, COMPLETIONS, EMBEDDINGS
+from gateway.endpoints import CHAT, COMPLETIONS, EMBEDDINGS, SPEECH
 
 LIMITS = {"1d": (7, 31), "1h": (24, 168), "1m": (60, 1440)}  # OpenAI's (default, max) buckets a page
 COSTS_LIMITS = (7, 180)
-ENDPOINTS = {"completions": (CHAT.path, COMPLETIONS.path), "embeddings": (EMBEDDINGS.path,)}  # costs: all
+# Each usage page's endpoints (costs: all). Speech is counted in characters of input (its `input` counter).
+ENDPOINTS = {
+    "completions": (CHAT.path, COMPLETIONS.path),
+    "embeddings": (EMBEDDINGS.path,),
+    "audio_speeches": (SPEECH.path,),
+}
 # OpenAI's names (group_by values, filters) -> the usage dimension each reads.
 FIELDS = {"project_id": "project", "user_id": "user", "api_key_id": "key", "model": "model", "provider": "provider"}
 FILTERS = {f"{name}s": dimension for name, dimension in FIELDS.items()}  # project_ids, ..., models, providers
@@ -44,14 +49,11 @@ FILTERS = {f"{name}s": dimension for name, dimension in FIELDS.items()}  # proje
 # batches (batch: false) and knows no tier (null).
 _GROUPS = {
     "completions": ("project_id", "user_id", "api_key_id", "model", "batch", "service_tier", "provider"),
-    "embeddings": ("project_id", "user_id", "api_key_id", "model", "provider"),
+    "embeddings": tuple(FIELDS),
+    "audio_speeches": tuple(FIELDS),
     "costs": ("project_id", "line_item", "api_key_id", "provider"),
 }
-_FILTERS = {
-    "completions": tuple(FILTERS),
-    "embeddings": tuple(FILTERS),
-    "costs": ("project_ids", "api_key_ids", "providers"),
-}
+_FILTERS = {kind: tuple(FILTERS) for kind in ENDPOINTS} | {"costs": ("project_ids", "api_key_ids", "providers")}
 UNPRICED = "unpriced: set prices: in providers.yaml"
 _YEAR_10000 = 253_402_300_800  # 10000-01-01T00:00:00Z
 
@@ -61,13 +63,12 @@ class QueryError(ValueError):
 
     def __init__(self, message: str, param: str) -> None:
         super().__init__(message)
-        self.message = message
-        self.param = param
+        self.message, self.param = message, param
 
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    kind: str  # "completions", "embeddings" or "costs"
+    kind: str  # "completions", "embeddings", "audio_speeches" or "costs"
     width: str
     start: int  # the first bucket's start: start_time aligned down to the width (UTC)
     end: int  # end_time, exclusive: every bucket that starts before it is in the range
@@ -232,20 +233,19 @@ def usage_page(query: Query, rows: Iterable[Row]) -> dict[str, Any]:
 
 def _usage_result(query: Query, values: dict[str, str | None], total: Sum) -> dict[str, Any]:
     requests, tokens_in, cached, tokens_out, cost_in, cost_out, unpriced, estimated = total.counters
-    result: dict[str, Any] = {"object": f"organization.usage.{query.kind}.result", "input_tokens": tokens_in}
+    result: dict[str, Any] = {"object": f"organization.usage.{query.kind}.result"}
+    result["characters" if query.kind == "audio_speeches" else "input_tokens"] = tokens_in
     if query.kind == "completions":
         result.update(output_tokens=tokens_out, input_cached_tokens=cached, input_audio_tokens=0, output_audio_tokens=0)
     result["num_model_requests"] = requests
     for name in ("project_id", "user_id", "api_key_id", "model"):
         result[name] = values.get(name)
     if query.kind == "completions":
-        result["batch"] = False if "batch" in query.group_by else None
-        result["service_tier"] = None
+        result.update(batch=False if "batch" in query.group_by else None, service_tier=None)
     result["provider"] = values.get("provider")
     result["provider_model"] = sorted(total.served_by) if "model" in values else None
     result["cost_usd"] = (cost_in + cost_out) / NANO_PER_USD if requests > unpriced else None
-    result["unpriced_requests"] = unpriced
-    result["estimated_requests"] = estimated
+    result.update(unpriced_requests=unpriced, estimated_requests=estimated)
     return result
 
 

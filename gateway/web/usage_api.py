@@ -1,5 +1,5 @@
 """OpenAI's usage and costs API on the gateway: `GET /v1/organization/usage/completions`,
-`/v1/organization/usage/embeddings` and `/v1/organization/costs` (also without `/v1`, as the hot
+`…/embeddings`, `…/audio_speeches` and `/v1/organization/costs` (also without `/v1`, as the hot
 routes, since clients set their base URL either way). The shapes are in gateway.accounting.report.
 
 Who reads what: `Authorization: Bearer <admin key>` (GATEWAY_ADMIN_KEY, as the OpenAI SDK's
@@ -30,6 +30,7 @@ log = logging.getLogger("gateway.accounting")
 PATHS = {
     "/organization/usage/completions": "completions",
     "/organization/usage/embeddings": "embeddings",
+    "/organization/usage/audio_speeches": "audio_speeches",
     "/organization/costs": "costs",
 }
 # The exact paths served here: the app's gateway-key check lets these through (they check callers themselves).
