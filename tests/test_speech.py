@@ -202,3 +202,16 @@ def test_speech_usage_is_read_in_characters_through_the_sdk(fakes, kokoro, start
     assert results["kokoro"].characters == len(TEXT)
     chat = admin.admin.organization.usage.completions(start_time=today)  # speech is not chat
     assert sum(r.num_model_requests for bucket in chat.data for r in bucket.results) == 0
+
+
+def test_a_client_that_leaves_mid_audio_cancels_the_upstream_call(fakes, kokoro, start_gateway):
+    gateway = start_gateway(speech_config(fakes, kokoro))
+    audio = payloads.speech_audio("openai")
+    fakes["openai"].script(Reply(events=audio, headers={"content-type": "audio/mpeg"}, stop_after=1), path=PATH)
+    body = {"model": "tts-1", "voice": "alloy", "input": TEXT}
+    with httpx.stream("POST", f"{gateway.url}{PATH}", json=body, timeout=5) as response:
+        first = next(response.iter_raw())
+        assert first and audio[0].startswith(first)  # the audio had begun when the client left
+    assert fakes["openai"].disconnected.wait(5), "the upstream call was not cancelled"
+    line = gateway.line(1)
+    assert line["outcome"] == "client_gone" and line["characters"] == len(TEXT)
