@@ -147,6 +147,8 @@ class AttemptKind(enum.Enum):
     MISSING_KEY = "missing_key"  # its key variable is unset
     INVALID_KEY = "invalid_key"  # its key variable holds what no header can carry; `cause` says what
     PROBING = "probing"  # recovering, and another request is its probe; `reason` is what it recovers from
+    STARTING = "starting"  # its flavor's library (litellm) is still loading in the background
+    LOAD_FAILED = "load_failed"  # its flavor's library could not be loaded; `cause` says why
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +167,7 @@ class Attempt:
     @property
     def tried_or_benched(self) -> bool:
         """Not passed over for its key: it serves again by itself, or after a probe."""
-        return self.kind is not AttemptKind.MISSING_KEY and self.kind is not AttemptKind.INVALID_KEY
+        return self.kind not in (AttemptKind.MISSING_KEY, AttemptKind.INVALID_KEY, AttemptKind.LOAD_FAILED)
 
     @property
     def label(self) -> str:
