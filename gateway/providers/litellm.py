@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from gateway.providers.base import Capability, Flavor
 from gateway.transport import via_litellm
+from gateway.transport.litellm_loader import LOADER
 
 if TYPE_CHECKING:
     from gateway.classify import UpstreamError
@@ -38,13 +39,13 @@ class Litellm(Flavor):
         return via_litellm.LitellmTransport
 
     def prepare(self) -> None:
-        via_litellm.load()
+        LOADER.want()
 
     def loading(self) -> bool:
-        return via_litellm.loading()
+        return LOADER.loading()
 
     def load_error(self) -> str | None:
-        return via_litellm.load_error()
+        return LOADER.error
 
     async def list_models(self, provider: Provider, transport: Transport) -> tuple[int, bytes] | None:
         assert isinstance(transport, via_litellm.LitellmTransport)

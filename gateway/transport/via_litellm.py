@@ -1,8 +1,6 @@
 """litellm as a transport, for providers that do not speak OpenAI's wire format. The only module that imports litellm.
 
-litellm takes seconds to import (and loads hundreds of MB), so nothing imports it at start: `load()`,
-called when a provider of the `litellm` flavor is configured, imports it in a background thread;
-until then such a provider is `starting` and skipped, and a gateway without one never imports it.
+litellm is imported in the background, and only when a provider needs it (`litellm_loader`).
 
 Calls go through `acompletion` / `aembedding`, which translate to and from OpenAI's shapes, with
 litellm's own retries off: the next provider is the retry. Its exceptions become ours in one place,
@@ -15,11 +13,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import logging
-import os
 import re
-import threading
-import time
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +23,7 @@ from gateway.classify import judge, parse_error
 from gateway.errors import CallerFault, ProviderFailed
 from gateway.providers.base import Capability
 from gateway.transport.base import Answer
+from gateway.transport.litellm_loader import LOADER
 from gateway.transport.sse import _StallWatchdog  # the relay's own: a chunk stamps the time, one timer
 
 if TYPE_CHECKING:
@@ -36,64 +31,11 @@ if TYPE_CHECKING:
     from gateway.providers import Provider
     from gateway.settings import Timeouts
 
-log = logging.getLogger("gateway.litellm")
-
-# -- the background import ---------------------------------------------------------------------------
-
-_lock = threading.Lock()
-_loaded = threading.Event()
-_started = False
-_litellm: Any = None
-_error: str | None = None
-
-
-def load() -> None:
-    """Import litellm in a background thread, once per process; returns at once."""
-    global _started
-    with _lock:
-        if _started:
-            return
-        _started = True
-    threading.Thread(target=_import, name="import-litellm", daemon=True).start()
-
-
-def _import() -> None:
-    global _litellm, _error
-    started = time.perf_counter()
-    try:
-        # Without it, the import GETs the price file from GitHub (a 5 s timeout) before anything else.
-        os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
-        import litellm
-
-        litellm.suppress_debug_info = True  # else every exception prints a banner to stdout
-        _litellm = litellm
-        log.warning("litellm loaded in %.1f s: its providers can serve", time.perf_counter() - started)
-    except BaseException as exc:  # whatever it is, the provider says it instead of the gateway dying
-        _error = f"litellm could not be imported ({type(exc).__name__}: {exc})"
-        log.error("%s: its providers cannot serve", _error)
-    finally:
-        _loaded.set()
-
-
-def loading() -> bool:
-    return not _loaded.is_set()
-
-
-def load_error() -> str | None:
-    return _error
-
-
-async def loaded(timeout_s: float) -> bool:
-    """Wait (off the loop) until the import has ended, at most `timeout_s`; whether litellm is usable."""
-    load()
-    await asyncio.to_thread(_loaded.wait, timeout_s)
-    return _litellm is not None
-
 
 def _module() -> Any:
-    if _litellm is None:  # the router skips a provider until it loads: only a direct caller gets here
-        raise ProviderFailed.transient(_error or "litellm is still loading")
-    return _litellm
+    if LOADER.module is None:  # the router skips a provider until it loads: only a direct caller gets here
+        raise ProviderFailed.transient(LOADER.error or "litellm is still loading")
+    return LOADER.module
 
 
 # -- litellm's exceptions, read as the upstream's answer ------------------------------------------------
@@ -148,7 +90,7 @@ def _failure(provider: Provider, exc: BaseException) -> ProviderFailed | CallerF
     exc = getattr(exc, "original_exception", None) or exc  # a mid-stream error wraps the upstream's
     if _unreachable(exc):
         return ProviderFailed.unreachable("cannot connect (through litellm)")
-    if _litellm is not None and isinstance(exc, _litellm.Timeout):
+    if LOADER.module is not None and isinstance(exc, LOADER.module.Timeout):
         return ProviderFailed.transient("no answer within litellm's timeout")
     status = _status(exc)
     if status is None:
@@ -190,7 +132,8 @@ class LitellmTransport:
         self.max_response_bytes = 128 * 1024 * 1024  # Limits' default, until the gateway configures it
 
     async def start(self) -> None:
-        """Nothing to open: litellm keeps its own clients, and is imported only by `load`."""
+        """Nothing to open (litellm keeps its own clients); its import may begin now, if a provider wants it."""
+        LOADER.transports_started()
 
     async def close(self) -> None:
         pass
@@ -239,14 +182,16 @@ class LitellmTransport:
         (Anthropic's GET /v1/models); None where it does not. OpenAI-shaped, or an error status."""
         if provider.key is None:  # never a list read with litellm's fallback, the environment's own key
             return None
-        if not await loaded(self.timeouts.total_s):
-            raise ProviderFailed.transient(_error or "litellm is still loading")
+        if not await LOADER.loaded(self.timeouts.total_s):
+            raise ProviderFailed.transient(LOADER.error or "litellm is still loading")
         from litellm.utils import ProviderConfigManager  # loaded by now: no cost
 
-        prefix = provider.config.models and next(iter(provider.config.models.values())).partition("/")[0]
+        # litellm's provider of the first mapped model (`anthropic` of `anthropic/claude-…`) lists for all.
+        prefix = next(iter(provider.config.models.values())).partition("/")[0]
         try:
-            info = ProviderConfigManager.get_provider_model_info(model=None, provider=_litellm.LlmProviders(prefix))
-        except ValueError:
+            which = LOADER.module.LlmProviders(prefix)
+            info = ProviderConfigManager.get_provider_model_info(model=None, provider=which)
+        except ValueError:  # not a provider litellm knows by that name
             return None
         if info is None:
             return None
