@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ from tests.conftest import MESSAGES, ROOT, config_dict, free_port, wait_for
 from tests.fake_anthropic import FakeAnthropic
 from tests.fakes import FakeUpstream
 from tests.processes import GatewayProcess
+from tests.test_doctor import run_cli, table
 
 KEY = "sk-ant-api03-canary-0123456789abcdef"
 KEY_ENV = "TEST_ANTHROPIC_KEY"
@@ -179,6 +181,40 @@ def test_a_client_that_leaves_cancels_the_call(gateway, anthropic):
     with httpx.stream("POST", f"{gateway.url}/v1/chat/completions", json=body, timeout=10) as response:
         next(response.iter_bytes())  # committed: the first chunk came
     assert anthropic.disconnected.wait(5)
+
+
+# -- the shipped entry, and the doctor ---------------------------------------------------------------
+
+
+def shipped_entry() -> dict[str, Any]:
+    """The commented Anthropic entry of the shipped providers.yaml, uncommented."""
+    text = (ROOT / "providers.yaml").read_text(encoding="utf-8")
+    block = re.search(r"^  # - name: anthropic\n(?:  #  .*\n)+", text, re.M)
+    assert block is not None, "providers.yaml has no commented anthropic entry"
+    return yaml.safe_load("".join(line.replace("# ", "", 1) for line in block.group(0).splitlines(True)))[0]
+
+
+def test_the_doctor_checks_the_shipped_entry_for_free(anthropic, tmp_path):
+    entry = shipped_entry()
+    assert (entry["flavor"], entry["api_key_env"], entry["base_url"]) == (
+        "litellm",
+        "ANTHROPIC_API_KEY",
+        "https://api.anthropic.com",
+    )
+    path = tmp_path / "providers.yaml"
+    path.write_text(yaml.safe_dump({"providers": [{**entry, "base_url": anthropic.base_url}]}))
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    result = run_cli(["doctor", "--config", str(path)], {**env, "ANTHROPIC_API_KEY": KEY})
+    row = table(result.stdout)["anthropic"]
+    assert (row["KEY"], row["CONNECTION"], row["MODELS"], row["VERDICT"]) == ("ok", "ok", "1/1 listed", "ok"), row
+    assert [(r.method, r.path) for r in anthropic.requests] == [("GET", "/v1/models")]  # free: no token spent
+    assert anthropic.last().headers["x-api-key"] == KEY and KEY not in result.stdout + result.stderr
+
+    anthropic.script(fake_anthropic.reply("anthropic-401-invalid-key"), path="/v1/models")
+    result = run_cli(["doctor", "--config", str(path)], {**env, "ANTHROPIC_API_KEY": "not-an-anthropic-key"})
+    row = table(result.stdout)["anthropic"]
+    assert result.returncode == 1 and (row["KEY"], row["MODELS"]) == ("odd shape", "key rejected"), row
+    assert "does not look like a litellm key (sk-ant-...)" in row["NOTES"]
 
 
 # -- litellm is imported only when needed, and never holds up the start -------------------------------
