@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ import pytest
 import yaml
 
 from tests import fake_anthropic
-from tests.conftest import MESSAGES, ROOT, config_dict, free_port, wait_for
+from tests.conftest import MESSAGES, ROOT, config_dict, figure, free_port, wait_for
 from tests.fake_anthropic import FakeAnthropic
 from tests.fakes import FakeUpstream
 from tests.processes import GatewayProcess
@@ -175,6 +176,33 @@ def test_a_stall_mid_stream_ends_the_stream_and_the_call(fakes, anthropic, start
     assert anthropic.disconnected.wait(5)  # litellm's stream was closed: the provider stops generating
 
 
+def test_embeddings_go_through_litellm_where_it_has_them(fakes, anthropic, start_gateway):
+    """Anthropic has no embeddings: an `openai/` model through the flavor proves the path (against the fake OpenAI)."""
+    config = with_anthropic(fakes, anthropic)
+    config["providers"][0]["models"]["text-embedding-3-small"] = "openai/text-embedding-3-small"
+    config["providers"][0]["base_url"] = fakes["openai"].base_url  # litellm's OpenAI base includes /v1
+    config["providers"][1]["models"] = {"gpt-4o-mini": "gpt-4o-mini"}  # the only way to the model is litellm
+    running = start_gateway(config)
+    wait_for(lambda: running.provider("anthropic")["state"] == "available", timeout=30, what="litellm to load")
+    raw = running.client().embeddings.with_raw_response.create(model="text-embedding-3-small", input="hi")
+    assert raw.headers["x-gateway-provider"] == "anthropic" and len(raw.parse().data[0].embedding) > 0
+    sent = fakes["openai"].last()
+    assert sent.path == "/v1/embeddings" and sent.json["model"] == "text-embedding-3-small"
+    assert sent.headers["authorization"] == f"Bearer {KEY}" and fakes["openai"].calls("/embeddings") == 1
+
+
+def test_nothing_listening_is_unreachable_and_fails_over(fakes, anthropic, start_gateway):
+    config = with_anthropic(fakes, anthropic)
+    config["providers"][0]["base_url"] = f"http://127.0.0.1:{free_port()}"
+    running = start_gateway(config)
+    wait_for(lambda: running.provider("anthropic")["state"] != "starting", timeout=30, what="litellm to load")
+    assert running.provider("anthropic")["reason"] == "unreachable"  # found by the start-up checks
+    running.app.store.clear("anthropic")  # so that a request finds it too
+    assert chat(running.client())[0] == "openai"
+    tried = {"provider": "anthropic", "reason": "unreachable", "status": None, "cooldown_s": None}
+    assert running.line(1)["skipped"] == [tried]  # tried (no status: nothing answered), not benched
+
+
 def test_a_client_that_leaves_cancels_the_call(gateway, anthropic):
     anthropic.script(fake_anthropic.stall_mid_stream(), path="/v1/messages")
     body = {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": True}
@@ -279,6 +307,9 @@ def test_health_answers_at_once_and_shows_it_starting_then_available(fakes, anth
         assert state["state"] == "starting" and first["serving"] == ["openai"]
         assert answered_s < 1.0, f"/health first answered {answered_s:.2f} s after launch"
         wait_for(lambda: proc.provider("anthropic")["state"] == "available", timeout=30, what="litellm to load")
+        loaded_s = time.monotonic() - launched
+        figure(f"litellm flavor: /health answered {answered_s:.2f} s after launch (anthropic starting), "
+               f"anthropic available after {loaded_s:.1f} s")  # fmt: skip
     finally:
         proc.stop()
 
@@ -288,3 +319,35 @@ def _health(url: str) -> dict[str, Any] | None:
         return httpx.get(f"{url}/health", timeout=1).json()
     except httpx.TransportError:
         return None
+
+
+def test_a_reload_that_adds_a_litellm_provider_loads_it(fakes, anthropic, tmp_path, provider_keys):
+    path = tmp_path / "providers.yaml"
+    path.write_text(yaml.safe_dump(config_dict(fakes, ("openai",))))
+    proc = GatewayProcess(path, {**os.environ, KEY_ENV: KEY})
+    try:
+        wait_for(lambda: proc.health()["checks"] == "done", what="the start-up checks")
+        path.write_text(yaml.safe_dump(with_anthropic(fakes, anthropic)))
+        proc.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: len(proc.health()["providers"]) == 2, what="the reload")
+        wait_for(lambda: proc.provider("anthropic")["state"] == "available", timeout=30, what="litellm to load")
+        assert chat(proc.client()) == ("anthropic", "Hello from anthropic")
+    finally:
+        proc.stop()
+
+
+def test_a_litellm_that_cannot_be_imported_leaves_its_provider_misconfigured(fakes, anthropic, tmp_path):
+    # `python -m` puts its working directory (the config's) first on sys.path: this one shadows litellm.
+    (tmp_path / "litellm").mkdir()
+    (tmp_path / "litellm" / "__init__.py").write_text('raise ImportError("no litellm in this test")\n')
+    path = tmp_path / "providers.yaml"
+    path.write_text(yaml.safe_dump(with_anthropic(fakes, anthropic)))
+    proc = GatewayProcess(path, {**os.environ, KEY_ENV: KEY, "TEST_OPENAI_KEY": "sk-canary-openai-0"})
+    try:
+        wait_for(lambda: proc.provider("anthropic")["state"] != "starting", timeout=30, what="the import to end")
+        state = proc.provider("anthropic")
+        assert (state["state"], state["reason"]) == ("misconfigured", "load_failed")
+        assert "no litellm in this test" in state["detail"]
+        assert chat(proc.client())[0] == "openai" and anthropic.calls("/v1/messages") == 0
+    finally:
+        proc.stop()
