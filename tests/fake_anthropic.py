@@ -10,8 +10,13 @@ with a `request-id` header on every answer. Failures are scripted with the Repli
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
+import openai
+import pytest
+
+from tests.conftest import MESSAGES, config_dict
 from tests.fakes import FakeUpstream, Reply
 from tests.payloads import ErrorCase
 
@@ -211,3 +216,44 @@ class FakeAnthropic(FakeUpstream):
         if streamed:
             return Reply(events=events(), headers=dict(_REQUEST_ID))
         return Reply(body=message(), headers=dict(_REQUEST_ID))
+
+
+# -- how the tests configure it ----------------------------------------------------------------------
+
+KEY = "sk-ant-api03-canary-0123456789abcdef"
+KEY_ENV = "TEST_ANTHROPIC_KEY"
+MAPPED = f"anthropic/{MODEL}"
+
+
+@pytest.fixture(scope="session", name="anthropic_server")
+def anthropic_server_fixture() -> Iterator[FakeAnthropic]:
+    server = FakeAnthropic()
+    yield server
+    server.close()
+
+
+@pytest.fixture(name="anthropic")
+def anthropic_fixture(anthropic_server: FakeAnthropic, monkeypatch: pytest.MonkeyPatch) -> FakeAnthropic:
+    """The fake, reset, and its key in the environment (imported by the test modules that use it)."""
+    anthropic_server.reset()
+    monkeypatch.setenv(KEY_ENV, KEY)
+    return anthropic_server
+
+
+def anthropic_entry(fake: FakeAnthropic | None, **extra: Any) -> dict[str, Any]:
+    entry = {"name": "anthropic", "flavor": "litellm", "api_key_env": KEY_ENV, "models": {"gpt-4o-mini": MAPPED}}
+    if fake is not None:
+        entry["base_url"] = fake.base_url
+    return {**entry, **extra}
+
+
+def with_anthropic(fakes: dict[str, FakeUpstream], anthropic: FakeAnthropic, **sections: Any) -> dict[str, Any]:
+    """Anthropic first, OpenAI as its fallback."""
+    config = config_dict(fakes, ("openai",), **sections)
+    config["providers"].insert(0, anthropic_entry(anthropic))
+    return config
+
+
+def chat(client: openai.OpenAI) -> tuple[str, str]:
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
+    return raw.headers["x-gateway-provider"], raw.parse().choices[0].message.content
