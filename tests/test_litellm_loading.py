@@ -54,11 +54,18 @@ def test_the_doctor_checks_the_shipped_entry_for_free(anthropic, tmp_path):
     assert [(r.method, r.path) for r in anthropic.requests] == [("GET", "/v1/models")]  # free: no token spent
     assert anthropic.last().headers["x-api-key"] == KEY and KEY not in result.stdout + result.stderr
 
+    anthropic.reset()
     anthropic.script(fake_anthropic.reply("anthropic-401-invalid-key"), path="/v1/models")
+    # Beside it, a provider litellm has no free model list for: said, and nothing sent.
+    unlisted = {**entry, "name": "unlisted", "base_url": anthropic.base_url, "models": {"m": "nosuchprovider/m"}}
+    path.write_text(yaml.safe_dump({"providers": [{**entry, "base_url": anthropic.base_url}, unlisted]}))
     result = run_cli(["doctor", "--config", str(path)], {**env, "ANTHROPIC_API_KEY": "not-an-anthropic-key"})
-    row = table(result.stdout)["anthropic"]
-    assert result.returncode == 1 and (row["KEY"], row["MODELS"]) == ("odd shape", "key rejected"), row
+    rows = table(result.stdout)
+    row = rows["anthropic"]
+    assert (row["KEY"], row["MODELS"], row["VERDICT"]) == ("odd shape", "key rejected", "out"), row
     assert "does not look like a litellm key (sk-ant-...)" in row["NOTES"]
+    assert (rows["unlisted"]["MODELS"], rows["unlisted"]["VERDICT"]) == ("not checked", "warn"), rows["unlisted"]
+    assert [(r.method, r.path) for r in anthropic.requests] == [("GET", "/v1/models")]  # the first row's only
 
 
 # -- litellm is imported only when needed, and never holds up the start -------------------------------
