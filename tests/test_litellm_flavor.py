@@ -5,11 +5,15 @@ from __future__ import annotations
 import httpx
 import openai
 import pytest
+import yaml
 
+from gateway.errors import ConfigError
+from gateway.settings import load_config
 from tests import fake_anthropic
 from tests.conftest import MESSAGES, free_port, wait_for
 from tests.fake_anthropic import (
     KEY,
+    anthropic_entry,
     anthropic_fixture,  # noqa: F401 (a fixture)
     anthropic_server_fixture,  # noqa: F401 (a fixture)
     chat,
@@ -164,3 +168,13 @@ def test_a_client_that_leaves_cancels_the_call(gateway, anthropic):
     with httpx.stream("POST", f"{gateway.url}/v1/chat/completions", json=body, timeout=10) as response:
         next(response.iter_bytes())  # committed: the first chunk came
     assert anthropic.disconnected.wait(5)
+
+
+def test_base_url_is_optional_for_this_flavor_only(tmp_path):
+    path = tmp_path / "providers.yaml"
+    path.write_text(yaml.safe_dump({"providers": [anthropic_entry(None)]}))
+    assert load_config(path).providers[0].base_url is None  # litellm's own address for the provider
+    openai_entry = {"name": "openai", "flavor": "openai", "api_key_env": "K", "models": {"m": "m"}}
+    path.write_text(yaml.safe_dump({"providers": [openai_entry]}))
+    with pytest.raises(ConfigError, match=r"providers\[0\]: base_url is required for flavor 'openai'"):
+        load_config(path)

@@ -1,6 +1,7 @@
-"""litellm as a transport, for providers that do not speak OpenAI's wire format. The only module that imports litellm.
+"""litellm as a transport, for providers that do not speak OpenAI's wire format. The only module that calls litellm.
 
-litellm is imported in the background, and only when a provider needs it (`litellm_loader`).
+litellm is imported in the background, and only when a provider needs it (`litellm_loader`, the
+only module that imports it).
 
 Calls go through `acompletion` / `aembedding`, which translate to and from OpenAI's shapes, with
 litellm's own retries off: the next provider is the retry. Its exceptions become ours in one place,
