@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import time
+import warnings
 from typing import Any
 
 log = logging.getLogger("gateway.litellm")
@@ -52,6 +53,8 @@ class _Loader:
         try:
             # Without it, the import first GETs the price file from GitHub (5 s timeout).
             os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+            # Pydantic's note on litellm's own types, a dozen lines on stderr at each start: not ours to act on.
+            warnings.filterwarnings("ignore", message=r".*`ReadOnly` qualifier", category=UserWarning)
             import litellm
 
             litellm.suppress_debug_info = True  # else every exception prints a banner to stdout
