@@ -120,16 +120,23 @@ def test_litellm_is_imported_only_when_a_provider_needs_it(fakes, anthropic, tmp
 
 def test_health_answers_at_once_and_shows_it_starting_then_available(fakes, anthropic, tmp_path, provider_keys):
     path = tmp_path / "providers.yaml"
-    path.write_text(yaml.safe_dump(with_anthropic(fakes, anthropic)))
+    config = with_anthropic(fakes, anthropic)
+    config["providers"][0]["models"]["claude"] = fake_anthropic.MAPPED  # a model only it serves
+    path.write_text(yaml.safe_dump(config))
     launched = time.monotonic()
     proc = GatewayProcess(path, {**os.environ, KEY_ENV: KEY})
+    claude = {"model": "claude", "messages": [{"role": "user", "content": "hi"}]}
     try:
         first = wait_for(lambda: _health(proc.url), timeout=10, what="the first /health answer")
         answered_s = time.monotonic() - launched
         state = next(p for p in first["providers"] if p["name"] == "anthropic")
         assert state["state"] == "starting" and first["serving"] == ["openai"]
         assert answered_s < 1.0, f"/health first answered {answered_s:.2f} s after launch"
+        refused = httpx.post(f"{proc.url}/v1/chat/completions", json=claude, timeout=10)  # litellm takes seconds
+        assert refused.status_code == 503 and "anthropic: still starting" in refused.json()["error"]["message"]
         wait_for(lambda: proc.provider("anthropic")["state"] == "available", timeout=30, what="litellm to load")
+        served = httpx.post(f"{proc.url}/v1/chat/completions", json=claude, timeout=10)
+        assert (served.status_code, served.headers["x-gateway-provider"]) == (200, "anthropic")
         loaded_s = time.monotonic() - launched
         figure(f"litellm flavor: /health answered {answered_s:.2f} s after launch (anthropic starting), "
                f"anthropic available after {loaded_s:.1f} s")  # fmt: skip
