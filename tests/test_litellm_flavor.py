@@ -19,6 +19,7 @@ from tests.fake_anthropic import (
     chat,
     with_anthropic,
 )
+from tests.fakes import error
 
 
 @pytest.fixture
@@ -148,6 +149,10 @@ def test_embeddings_go_through_litellm_where_it_has_them(fakes, anthropic, start
     sent = fakes["openai"].last()
     assert sent.path == "/v1/embeddings" and sent.json["model"] == "text-embedding-3-small"
     assert sent.headers["authorization"] == f"Bearer {KEY}" and fakes["openai"].calls("/embeddings") == 1
+    fakes["openai"].script(error("openai-500-server-error"), path="/embeddings")
+    with pytest.raises(openai.APIStatusError) as caught:  # no other provider maps it: a 503
+        running.client().embeddings.create(model="text-embedding-3-small", input="hi")
+    assert caught.value.status_code == 503 and fakes["openai"].calls("/embeddings") == 2  # retries off: one more
 
 
 def test_nothing_listening_is_unreachable_and_fails_over(fakes, anthropic, start_gateway):

@@ -58,6 +58,9 @@ class _Loader:
             import litellm
 
             litellm.suppress_debug_info = True  # else every exception prints a banner to stdout
+            # The gateway is the retry layer. Calls pass max_retries=0, but `aembedding` for openai/…
+            # reads `max_retries or DEFAULT_MAX_RETRIES` (0 is falsy): 3 requests without this.
+            litellm.DEFAULT_MAX_RETRIES = 0
             self.module = litellm
             log.warning("litellm loaded in %.1f s: its providers can serve", time.perf_counter() - started)
         except BaseException as exc:  # whatever it is, the provider says it; the gateway serves on
