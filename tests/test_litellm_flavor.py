@@ -19,7 +19,7 @@ from tests.fake_anthropic import (
     chat,
     with_anthropic,
 )
-from tests.fakes import error
+from tests.fakes import Reply, error
 
 
 @pytest.fixture
@@ -123,13 +123,18 @@ def test_a_mid_stream_error_ends_with_our_error_event_and_no_done(gateway, anthr
     assert b"upstream_stream_error" in raw.split(b"\n\n")[-2] and b"[DONE]" not in raw
 
 
-def test_a_stall_mid_stream_ends_the_stream_and_the_call(fakes, anthropic, start_gateway):
+def test_the_deadline_covers_the_first_chunk_and_a_stall_ends_the_stream(fakes, anthropic, start_gateway):
     config = with_anthropic(fakes, anthropic)
     config["timeouts"] = {"connect_s": 1, "total_s": 1}
     running = start_gateway(config)
     wait_for(lambda: running.provider("anthropic")["state"] == "available", timeout=30, what="litellm to load")
-    anthropic.script(fake_anthropic.stall_mid_stream(), path="/v1/messages")
     body = {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": True}
+    anthropic.script(Reply(hang=True), path="/v1/messages")  # not a byte: left at the deadline, failed over
+    with httpx.stream("POST", f"{running.url}/v1/chat/completions", json=body, timeout=10) as response:
+        assert response.headers["x-gateway-provider"] == "openai" and response.read().endswith(b"[DONE]\n\n")
+    assert anthropic.disconnected.wait(5)
+    anthropic.reset()
+    anthropic.script(fake_anthropic.stall_mid_stream(), path="/v1/messages")
     with httpx.stream("POST", f"{running.url}/v1/chat/completions", json=body, timeout=10) as response:
         raw = response.read()
     assert b"Hello" in raw and b"stalled" in raw and b"[DONE]" not in raw
