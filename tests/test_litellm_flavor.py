@@ -141,6 +141,14 @@ def test_the_deadline_covers_the_first_chunk_and_a_stall_ends_the_stream(fakes, 
     assert anthropic.disconnected.wait(5)  # litellm's stream was closed: the provider stops generating
 
 
+def test_a_base_url_written_with_v1_still_reaches_the_messages_api(fakes, anthropic, start_gateway):
+    config = with_anthropic(fakes, anthropic)
+    config["providers"][0]["base_url"] = anthropic.base_url + "/v1"
+    running = start_gateway(config)
+    wait_for(lambda: running.provider("anthropic")["state"] == "available", timeout=30, what="litellm to load")
+    assert chat(running.client())[0] == "anthropic" and anthropic.last().path == "/v1/messages"
+
+
 def test_embeddings_go_through_litellm_where_it_has_them(fakes, anthropic, start_gateway):
     """Anthropic has no embeddings: an `openai/` model through the flavor proves the path (against the fake OpenAI)."""
     config = with_anthropic(fakes, anthropic)

@@ -114,8 +114,10 @@ def _call_args(provider: Provider, body: dict[str, Any]) -> dict[str, Any]:
     args = dict(body)
     # drop_params: an OpenAI parameter the provider lacks is dropped, as the OpenAI-speaking fallbacks ignore it.
     args.update(api_key=provider.key or None, num_retries=0, max_retries=0, drop_params=True)
-    if provider.config.base_url:
-        args["api_base"] = provider.config.base_url
+    if base := provider.config.base_url:
+        # litellm appends /v1/messages to an Anthropic base: one written with /v1, as OpenAI's are, would
+        # be asked for /v1/v1/messages (a 404, read as a missing model). Its own model list strips it too.
+        args["api_base"] = base.removesuffix("/v1") if body["model"].startswith("anthropic/") else base
     return args
 
 
