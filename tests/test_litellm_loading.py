@@ -77,7 +77,8 @@ from gateway.settings import load_config
 from gateway.web.app import Gateway
 app = Gateway(load_config(sys.argv[1]))
 server = uvicorn.Server(uvicorn.Config(app, port=int(sys.argv[2]), log_level="warning", lifespan="on"))
-threading.Thread(target=server.run, daemon=True).start()
+thread = threading.Thread(target=server.run, daemon=True)
+thread.start()
 deadline = time.monotonic() + 30
 url = f"http://127.0.0.1:{sys.argv[2]}"
 while time.monotonic() < deadline:
@@ -92,6 +93,7 @@ chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 served = httpx.post(url + "/v1/chat/completions", json=chat, timeout=10)
 print(json.dumps({"litellm": "litellm" in sys.modules, "served_by": served.headers.get("x-gateway-provider")}))
 server.should_exit = True
+thread.join(10)  # a server thread cut mid-import would leave litellm's finalisers waiting on its lock
 """
 
 
