@@ -65,6 +65,18 @@ def test_a_stream_ends_with_done_and_no_usage_the_client_did_not_ask_for(gateway
     assert line["cost_usd"] == pytest.approx(12 * 1e-6 + 3 * 5e-6)
 
 
+def test_it_takes_over_when_openai_runs_out_of_credits(fakes, anthropic, start_gateway):
+    config = with_anthropic(fakes, anthropic)
+    config["providers"].reverse()  # OpenAI first, Anthropic its fallback
+    running = start_gateway(config)
+    wait_for(lambda: running.provider("anthropic")["state"] == "available", timeout=30, what="litellm to load")
+    fakes["openai"].script(error("openai-429-insufficient-quota"))
+    assert chat(running.client()) == ("anthropic", "Hello from anthropic")
+    stream = running.client().chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "Hello from anthropic"
+    assert running.provider("openai")["reason"] == "quota_exhausted" and fakes["openai"].calls() == 1
+
+
 def test_its_credit_error_benches_it_as_quota_and_the_chain_fails_over(gateway, anthropic):
     anthropic.script(fake_anthropic.reply("anthropic-400-credit-balance"), path="/v1/messages")
     assert chat(gateway.client()) == ("openai", "Hello from openai")
