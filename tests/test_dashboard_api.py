@@ -127,3 +127,14 @@ def test_with_redis_every_replica_is_counted(fakes, start_gateway, redis_server)
         wait_for(lambda gateway=gateway: this_minute(gateway) == expected, what="both replicas' traffic")
         failovers = get(gateway, "failovers").json()["data"]
         assert [f["provider"] for f in failovers] == ["groq"]
+
+
+def test_a_later_provider_without_a_key_makes_no_failover(fakes, start_gateway, monkeypatch):
+    config = keyed_config(fakes)
+    monkeypatch.delenv(config["providers"][3]["api_key_env"])  # deepseek: listed in every request's skips
+    gateway = start_gateway(config, admin_key=ADMIN)
+    chat(gateway, CRM_KEY)
+    assert gateway.line(1)["skipped"] == [{"provider": "deepseek", "reason": "missing_key", "status": None,
+                                           "cooldown_s": None}]  # fmt: skip
+    wait_for(lambda: this_minute(gateway)["served"] == {"openai": 1}, what="the request recorded")
+    assert this_minute(gateway)["failovers"] == 0 and get(gateway, "failovers").json() == {"data": []}

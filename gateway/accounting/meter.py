@@ -178,13 +178,22 @@ class Meter:
         dims = _dims(trace, provider.name, model, provider_model)
         key = trace.key
         rated = key is not None and key.rate_limits is not None
-        failover, error = bool(trace.attempts), trace.outcome in _SERVED_ERRORS
+        failover, error = self._failed_over(trace, provider), trace.outcome in _SERVED_ERRORS
         self.ledger.add(int(time.time() // 60), dims, tokens, cost, trace.estimated, rated, failover, error)
         if failover:
             self.ledger.note_failover(failover_entry(trace))
         trace.cost_nano = cost[0] + cost[1] if cost is not None else None
         if provider.config.budget is not None and cost is not None:
             self._check(provider, time.time())
+
+    def _failed_over(self, trace: Trace, provider: Provider) -> bool:
+        """Whether a provider before the one that served was passed over or failed. A request's attempts
+        also list those after it, skipped before any was tried (benched, keyless): not a failover."""
+        if not trace.attempts or self._router is None:
+            return False
+        rank = self._router.rank
+        served = rank.get(provider.name, 0)
+        return any(rank.get(attempt.provider.name, served) < served for attempt in trace.attempts)
 
     def _count_batch(self, batch: Batch) -> None:
         """The metrics of what was charged, from a batch of usage: once per model every 0.1 s, not per request."""

@@ -52,7 +52,9 @@ class Router:
         self.providers = configure(config, transports)
         self._chains: dict[tuple[Endpoint, str], list[Provider]] = {}
         # Last-resort providers go after all others, whatever their place in the file.
-        for provider in sorted(self.providers, key=lambda p: p.config.last_resort):
+        in_order = sorted(self.providers, key=lambda p: p.config.last_resort)
+        self.rank = {provider.name: index for index, provider in enumerate(in_order)}  # its place in every chain
+        for provider in in_order:
             for model in provider.config.models:
                 for endpoint in ENDPOINTS:
                     if provider.supports(endpoint.capability):
