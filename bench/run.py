@@ -352,7 +352,19 @@ class Bench:
             env["REDIS_URL"] = f"redis://127.0.0.1:{self.redis_port}/0"
         started = time.monotonic()
         proc = self.spawn(
-            [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", str(port)],
+            # No drain settle: nothing routes to it but this script, which stops it between runs.
+            [
+                sys.executable,
+                "-m",
+                "gateway",
+                "serve",
+                "--config",
+                str(config),
+                "--port",
+                str(port),
+                "--drain-settle-s",
+                "0",
+            ],
             PROXY_CPU,
             env=env,
             cwd=ROOT,

@@ -38,6 +38,18 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("GATEWAY_REQUEST_LOG", "stdout"),
         help="one JSON line per request (default: stdout; $GATEWAY_REQUEST_LOG)",
     )
+    serve.add_argument(
+        "--drain-settle-s",
+        type=float,
+        default=5.0,
+        help="on SIGTERM, seconds to keep serving while load balancers see /health/ready fail (default 5)",
+    )
+    serve.add_argument(
+        "--drain-s",
+        type=float,
+        default=30.0,
+        help="then, seconds for requests in flight to finish; streams still open end with an error (default 30)",
+    )
     serve.set_defaults(run=serve_command)
 
     doctor = commands.add_parser("doctor", help="check every provider's key, connection, models, quota")
@@ -165,6 +177,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
     from gateway.request_log import RequestLog
     from gateway.web.app import Gateway
+    from gateway.web.drain import DrainingServer
 
     app = Gateway(
         config,
@@ -178,7 +191,7 @@ def serve_command(args: argparse.Namespace) -> int:
     _fit_open_files(config.limits)
     store = "redis" if os.environ.get("REDIS_URL") else "in-process"
     print(f"gateway: serving {args.config} on http://{args.host}:{args.port} ({store} cooldown store)", file=sys.stderr)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
@@ -186,11 +199,13 @@ def serve_command(args: argparse.Namespace) -> int:
         access_log=False,
         proxy_headers=False,  # nothing here reads the client address; saves a middleware per request
         server_header=False,
-        timeout_graceful_shutdown=30,  # in-flight answers get time to finish, a stuck one cannot hold shutdown
+        # The drain ends open streams after --drain-s; this backstop, a little later, anything else.
+        timeout_graceful_shutdown=max(args.drain_s, 0) + 2,
         loop="auto",
         http=app.http_protocol(),  # uvicorn's httptools protocol, with the ingress limits
         lifespan="on",
     )
+    DrainingServer(config, app.drain, max(args.drain_settle_s, 0), max(args.drain_s, 0)).run()
     return 0
 
 

@@ -7,7 +7,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -274,7 +274,9 @@ def redis_cluster_node(tmp_path: Path) -> Iterator[RedisServer]:
 def spawn_gateway(tmp_path: Path, provider_keys: dict[str, str]) -> Iterator[Callable[..., GatewayProcess]]:
     procs: list[GatewayProcess] = []
 
-    def spawn(config: dict[str, Any], redis_url: str | None = None, admin_key: str | None = None) -> GatewayProcess:
+    def spawn(
+        config: dict[str, Any], redis_url: str | None = None, admin_key: str | None = None, args: Sequence[str] = ()
+    ) -> GatewayProcess:
         path = tmp_path / f"providers-{len(procs)}.yaml"
         path.write_text(yaml.safe_dump(config))
         env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "GATEWAY_ADMIN_KEY")}
@@ -282,7 +284,7 @@ def spawn_gateway(tmp_path: Path, provider_keys: dict[str, str]) -> Iterator[Cal
             env["REDIS_URL"] = redis_url
         if admin_key:
             env["GATEWAY_ADMIN_KEY"] = admin_key
-        proc = GatewayProcess(path, env)
+        proc = GatewayProcess(path, env, ("--drain-settle-s", "0", *args))
         procs.append(proc)
         started_checks(lambda: proc.health()["checks"])
         return proc

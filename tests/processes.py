@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,8 @@ def wait_for_line(proc: subprocess.Popen[str], marker: str, what: str, timeout: 
 class GatewayProcess:
     """`python -m gateway serve` as a child process, the way users run it."""
 
-    def __init__(self, config_path: Path, env: dict[str, str]) -> None:
+    # No settle window by default: no load balancer watches a test's gateway, and every stop would wait it.
+    def __init__(self, config_path: Path, env: dict[str, str], args: Sequence[str] = ("--drain-settle-s", "0")) -> None:
         self.config_path = config_path
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -100,6 +102,7 @@ class GatewayProcess:
                 str(self.port),
                 "--log-level",
                 "info",
+                *args,
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

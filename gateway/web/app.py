@@ -47,20 +47,23 @@ from gateway.store import make_store
 from gateway.transport import Transports
 from gateway.web import dashboard_api, messages, usage_api
 from gateway.web.admin import add_admin_off_routes, add_admin_routes
+from gateway.web.drain import Drain
 from gateway.web.edge import KEY_SCOPE, Edge, respond
+from gateway.web.health import PATHS as HEALTH_PATHS
+from gateway.web.health import add_health_routes
 from gateway.web.wire import error_body
 
 log = logging.getLogger("gateway")
 _CREATED = int(time.time())
 # Liveness and scraping stay answerable without a gateway key; neither shows a secret.
-_OPEN_PATHS = frozenset({"/health", "/metrics"})
+_OPEN_PATHS = frozenset({*HEALTH_PATHS, "/metrics"})
 _SELF_CHECKED = usage_api.SERVED_PATHS | dashboard_api.SERVED_PATHS
 _SERVED = (
     *(f"POST /v1{endpoint.path}" for endpoint in ENDPOINTS),
     "GET /v1/models",
     "GET /v1/models/{model}",
     *(f"GET /v1{path}" for path in (*usage_api.PATHS, *dashboard_api.PATHS)),
-    "GET /health",
+    *(f"GET {path}" for path in HEALTH_PATHS),
     "GET /metrics",
 )
 
@@ -95,6 +98,7 @@ class Gateway:
         # A provider cleared on another replica (its probe succeeded there) starts afresh here too.
         self.store.on_cleared = lambda key: self.router.cleared_elsewhere(key)
         self._in_flight = 0  # proxied requests being answered, streams included
+        self.drain = Drain()  # kept across reloads: a replica that drains goes on draining
         self.checks = "pending"  # the start-up checks: pending, running, done
         self._checks_task: asyncio.Task[None] | None = None
         self._apply(config)
@@ -110,7 +114,7 @@ class Gateway:
         router = Router(config, self.store, self.transports, self.metrics)
         if previous is not None:
             router.adopt(previous)
-        edge = self._edge = Edge(router, config.limits.max_body_bytes, self.request_log, self.meter)
+        edge = self._edge = Edge(router, config.limits.max_body_bytes, self.request_log, self.meter, self.drain)
         self.transports.configure(config.timeouts, config.limits.max_response_bytes)
         self.keys = ClientKeys(config.client_keys) if config.client_keys is not None else None
         self.meter.configure(router, self.keys)
@@ -229,31 +233,10 @@ class Gateway:
                 except Exception:
                     log.exception("checking unreachable providers again failed")
 
-    def health(self) -> tuple[int, dict[str, Any]]:
-        now = time.time()
-        statuses = self.router.statuses(now)
-        serving = [s.name for s in statuses if s.serving]
-        status = "ok" if len(serving) == len(statuses) else "degraded" if serving else "unavailable"
-        providers = [s.as_dict(now) for s in statuses]
-        # 200 while the gateway can serve at all, so orchestrators do not restart a useful replica.
-        code = 200 if serving else 503
-        store = self.store.status()
-        return code, {
-            "status": status,
-            "serving": serving,
-            "providers": providers,
-            "store": store,
-            "usage_store": self.usage_store.status(),
-            "checks": self.checks,
-        }
-
     def _build_api(self) -> FastAPI:
         api = FastAPI(title="LLM fallback gateway", lifespan=self._lifespan, docs_url=None, redoc_url=None)
 
-        @api.api_route("/health", methods=["GET", "HEAD"])  # load balancers ask with HEAD
-        async def health() -> Response:
-            code, report = self.health()
-            return _json(code, orjson.dumps(report))
+        add_health_routes(api, self)
 
         @api.get("/metrics")
         async def metrics() -> Response:

@@ -35,6 +35,7 @@ from gateway.request_log import Outcome, RequestLog, Trace
 from gateway.routing.router import Router
 from gateway.web import messages, relays
 from gateway.web.client_watch import ClientWatch
+from gateway.web.drain import Drain
 from gateway.web.relays import served_by
 from gateway.web.wire import bad_request_body, error_body, parse_json, relayable_error
 
@@ -76,8 +77,11 @@ def _request_id(scope: dict[str, Any]) -> bytes:
 
 
 class Edge:
-    def __init__(self, router: Router, max_body_bytes: int, request_log: RequestLog, meter: Meter) -> None:
+    def __init__(
+        self, router: Router, max_body_bytes: int, request_log: RequestLog, meter: Meter, drain: Drain | None = None
+    ) -> None:
         self.router = router
+        self.drain = drain if drain is not None else Drain()
         self.max_body_bytes = max_body_bytes
         self.request_log = request_log
         self.metrics = router.metrics

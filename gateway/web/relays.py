@@ -10,6 +10,7 @@ so that every failure before it fails over. After it, a failure can no longer ch
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -72,6 +73,7 @@ async def relay_sse(
     headers = [*_SSE_HEADERS, served_by(provider.name), (b"x-request-id", trace.request_id)]
     trace.provider, trace.served, trace.status, trace.outcome = provider.name, provider, 200, Outcome.OK
     trace.upstream_request_id = stream.headers.get("x-request-id")
+    task = _draining_ends(edge)
     try:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": stream.first, "more_body": True})
@@ -86,6 +88,14 @@ async def relay_sse(
         message = messages.stream_broken(attempt, model)
         event = b"data: " + error_body(502, message, code="upstream_stream_error") + b"\n\n"
         await send({"type": "http.response.body", "body": event, "more_body": True})
+    except asyncio.CancelledError:
+        if not _ended_by_drain(edge, task):
+            raise
+        trace.outcome = Outcome.CANCELLED
+        message = "The gateway is shutting down and could not finish this stream in time; the answer is incomplete."
+        event = b"data: " + error_body(503, message, code="gateway_draining") + b"\n\n"
+        with contextlib.suppress(Exception):
+            await send({"type": "http.response.body", "body": event, "more_body": True})
     except Exception:
         # Ours, not the provider's (nothing is benched), and still never a clean-looking truncation.
         log.exception("relaying the stream from %s failed", provider.name)
@@ -95,6 +105,7 @@ async def relay_sse(
         with contextlib.suppress(Exception):  # the failure may have been the sending itself
             await send({"type": "http.response.body", "body": event, "more_body": True})
     finally:
+        edge.drain.streams.discard(task)
         trace.usage = stream.usage
         stream.close()  # idempotent; covers a cancel before the relay began
     watch.disarm()
@@ -116,6 +127,7 @@ async def relay_bytes(
     trace.provider, trace.served, trace.status, trace.outcome = provider.name, provider, 200, Outcome.OK
     trace.upstream_request_id = stream.headers.get("x-request-id")
     relayed = len(stream.first)
+    task = _draining_ends(edge)
     try:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": stream.first, "more_body": True})
@@ -128,14 +140,36 @@ async def relay_bytes(
         attempt = edge.router.record_failure(provider, model, exc.failure)
         log.warning("cut the answer after %d bytes: %s", relayed, messages.stream_broken(attempt, model))
         raise RelayAborted from None
+    except asyncio.CancelledError:
+        if not _ended_by_drain(edge, task):
+            raise
+        trace.outcome = Outcome.CANCELLED
+        log.warning("cut the answer from %s after %d bytes: the drain's deadline passed", provider.name, relayed)
+        raise RelayAborted from None
     except Exception:
         log.exception("relaying the answer from %s failed; cut after %d bytes", provider.name, relayed)
         trace.outcome = Outcome.ERROR
         raise RelayAborted from None
     finally:
+        edge.drain.streams.discard(task)
         stream.close()  # idempotent; covers a cancel before the relay began
     watch.disarm()
     await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _draining_ends(edge: Edge) -> asyncio.Task[Any]:
+    """This relay's task, which a drain that runs out of time cancels (see web.drain)."""
+    task = asyncio.current_task()
+    assert task is not None
+    edge.drain.streams.add(task)
+    return task
+
+
+def _ended_by_drain(edge: Edge, task: asyncio.Task[Any]) -> bool:
+    """Whether a cancel is the drain's deadline (then it is absorbed here), not a client or a shutdown's."""
+    if not edge.drain.ending or task.uncancel() > 0:
+        return False
+    return True
 
 
 def served_by(name: str) -> tuple[bytes, bytes]:
