@@ -47,6 +47,7 @@ from gateway.store import make_store
 from gateway.transport import Transports
 from gateway.web import messages
 from gateway.web.admin import add_admin_off_routes, add_admin_routes
+from gateway.web.dashboard import DASHBOARD_PATHS, add_dashboard_routes
 from gateway.web.edge import KEY_SCOPE, Edge, respond
 from gateway.web.usage_api import PATHS as USAGE_API
 from gateway.web.usage_api import SERVED_PATHS as USAGE_PATHS
@@ -55,8 +56,8 @@ from gateway.web.wire import error_body
 
 log = logging.getLogger("gateway")
 _CREATED = int(time.time())
-# Liveness and scraping stay answerable without a gateway key; neither shows a secret.
-_OPEN_PATHS = frozenset({"/health", "/metrics"})
+# Liveness, scraping and the dashboard page (it asks for a key itself) need no gateway key; none shows a secret.
+_OPEN_PATHS = frozenset({"/health", "/metrics", *DASHBOARD_PATHS})
 _SERVED = (
     *(f"POST /v1{endpoint.path}" for endpoint in ENDPOINTS),
     "GET /v1/models",
@@ -250,6 +251,7 @@ class Gateway:
 
     def _build_api(self) -> FastAPI:
         api = FastAPI(title="LLM fallback gateway", lifespan=self._lifespan, docs_url=None, redoc_url=None)
+        add_dashboard_routes(api)  # GET /dashboard: the page and its static files
 
         @api.api_route("/health", methods=["GET", "HEAD"])  # load balancers ask with HEAD
         async def health() -> Response:
