@@ -5,6 +5,7 @@
 "use strict";
 
 const REFRESH_MS = 3000;
+const TIMEOUT_MS = 5000; // a gateway that hangs (not only one that refuses) is shown as not answering
 const STORAGE = "gateway-dashboard-key";
 const DAY = 86400;
 const USAGE_KINDS = { completions: "chat / completions", embeddings: "embeddings", audio_speeches: "speech" };
@@ -42,7 +43,8 @@ class Unauthorized extends Error {}
 
 async function getJSON(path, options = {}) {
   const headers = { authorization: `Bearer ${key}`, ...(options.headers || {}) };
-  const response = await fetch(path, { ...options, headers, cache: "no-store" }); // throws when unreachable
+  const signal = AbortSignal.timeout(TIMEOUT_MS);
+  const response = await fetch(path, { ...options, headers, cache: "no-store", signal }); // throws when unreachable
   const body = await response.json().catch(() => null);
   if (response.status === 401) throw new Unauthorized(body?.error?.message || "key refused");
   if (!response.ok) throw new Error(body?.error?.message || `HTTP ${response.status}`);
@@ -69,7 +71,7 @@ async function signIn(given) {
   } catch (error) {
     key = null;
     session = null;
-    sessionStorage.removeItem(STORAGE);
+    if (error instanceof Unauthorized) sessionStorage.removeItem(STORAGE); // a gateway that is down keeps it
     const words = error instanceof Unauthorized
       ? "That key was not accepted. Use the admin key (GATEWAY_ADMIN_KEY) or a gateway key listed in client_keys."
       : `The gateway could not check the key: ${error.message}`;
@@ -110,7 +112,9 @@ async function refresh() {
   clearTimeout(timer);
   let health;
   try {
-    health = await fetch("/health", { cache: "no-store" }).then((r) => r.json()); // a 503 still says who is out
+    // No key for /health: it is open. A 503 still says who is out, so only no answer at all is "offline".
+    const response = await fetch("/health", { cache: "no-store", signal: AbortSignal.timeout(TIMEOUT_MS) });
+    health = await response.json();
   } catch {
     offline(true);
     timer = setTimeout(refresh, REFRESH_MS);
