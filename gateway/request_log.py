@@ -173,6 +173,22 @@ class RequestLog:
         return line
 
 
+def failover_entry(trace: Trace) -> bytes:
+    """A request that skipped a provider, for the dashboard's recent failovers: the facts of its log line."""
+    entry = {
+        "ts": round(time.time(), 3),
+        "request_id": trace.request_id.decode(),
+        "endpoint": trace.endpoint,
+        "model": trace.model[:200] if isinstance(trace.model, str) else None,
+        "key": trace.key.name if trace.key is not None else None,
+        "provider": trace.provider,
+        "status": trace.status,
+        "outcome": trace.outcome,
+        "skipped": [_skipped(a) for a in trace.attempts],
+    }
+    return orjson.dumps(entry)
+
+
 def _skipped(attempt: Attempt) -> dict[str, Any]:
     return {
         "provider": attempt.provider.name,

@@ -201,6 +201,8 @@ def rows_of(page: dict[str, Any]) -> list[Row]:
                 0,
                 result.get("unpriced_requests") or 0,
                 result.get("estimated_requests") or 0,
+                0,  # failovers and errors: the dashboard's, not on usage pages
+                0,
             ]
             rows.append((bucket["start_time"], tuple(dims), counters))  # type: ignore[arg-type]
     return rows
@@ -215,7 +217,7 @@ def cost_cell(counters: Sequence[int]) -> str:
 
 
 def _numbers(counters: Sequence[int]) -> list[str]:
-    requests, tokens_in, cached, tokens_out, *_, estimated = counters
+    requests, tokens_in, cached, tokens_out, estimated = *counters[:4], counters[7]
     return [f"{requests:,}", f"{tokens_in:,}", f"{cached:,}", f"{tokens_out:,}", cost_cell(counters), f"{estimated:,}"]
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from gateway.accounting import make_usage_store
 from gateway.accounting.ledger import Batch, Totals, UsageStore, periods
 from gateway.accounting.redis_store import RedisUsageStore
 from gateway.accounting.sqlite_store import SqliteUsageStore
+from gateway.accounting.usage import DIMENSIONS
 from gateway.settings import UsageSettings
 
 Make = Callable[..., UsageStore]
@@ -75,10 +77,10 @@ def usage_batch(t: Clock, batch_id: str = "replica-a:1") -> Batch:
     return Batch(
         batch_id,
         usage={
-            (t.m1, CRM): [1, 100, 10, 20, 500, 800, 0, 0],
-            (t.m1 + 1, CRM): [2, 50, 0, 10, 250, 400, 0, 1],
-            (t.m2, CRM): [1, 1, 1, 1, 1, 1, 0, 0],
-            (t.m1, ANON): [1, 7, 0, 3, 0, 0, 1, 0],
+            (t.m1, CRM): [1, 100, 10, 20, 500, 800, 0, 0, 0, 0],
+            (t.m1 + 1, CRM): [2, 50, 0, 10, 250, 400, 0, 1, 0, 0],
+            (t.m2, CRM): [1, 1, 1, 1, 1, 1, 0, 0, 0, 0],
+            (t.m1, ANON): [1, 7, 0, 3, 0, 0, 1, 0, 0, 0],
         },
     )
 
@@ -86,17 +88,17 @@ def usage_batch(t: Clock, batch_id: str = "replica-a:1") -> Batch:
 def expected(t: Clock) -> dict[str, dict[tuple[int, Any], list[int]]]:
     """What `usage_batch` adds up to, by width: {(bucket start, dims): counters}."""
     return {
-        "1d": {(t.day, CRM): [4, 151, 11, 31, 751, 1201, 0, 1], (t.day, ANON): [1, 7, 0, 3, 0, 0, 1, 0]},
+        "1d": {(t.day, CRM): [4, 151, 11, 31, 751, 1201, 0, 1, 0, 0], (t.day, ANON): [1, 7, 0, 3, 0, 0, 1, 0, 0, 0]},
         "1h": {
-            (t.hour, CRM): [3, 150, 10, 30, 750, 1200, 0, 1],
-            (t.hour, ANON): [1, 7, 0, 3, 0, 0, 1, 0],
-            (t.hour + 3600, CRM): [1, 1, 1, 1, 1, 1, 0, 0],
+            (t.hour, CRM): [3, 150, 10, 30, 750, 1200, 0, 1, 0, 0],
+            (t.hour, ANON): [1, 7, 0, 3, 0, 0, 1, 0, 0, 0],
+            (t.hour + 3600, CRM): [1, 1, 1, 1, 1, 1, 0, 0, 0, 0],
         },
         "1m": {
-            (t.m1 * 60, CRM): [1, 100, 10, 20, 500, 800, 0, 0],
-            (t.m1 * 60 + 60, CRM): [2, 50, 0, 10, 250, 400, 0, 1],
-            (t.m2 * 60, CRM): [1, 1, 1, 1, 1, 1, 0, 0],
-            (t.m1 * 60, ANON): [1, 7, 0, 3, 0, 0, 1, 0],
+            (t.m1 * 60, CRM): [1, 100, 10, 20, 500, 800, 0, 0, 0, 0],
+            (t.m1 * 60 + 60, CRM): [2, 50, 0, 10, 250, 400, 0, 1, 0, 0],
+            (t.m2 * 60, CRM): [1, 1, 1, 1, 1, 1, 0, 0, 0, 0],
+            (t.m1 * 60, ANON): [1, 7, 0, 3, 0, 0, 1, 0, 0, 0],
         },
     }
 
@@ -141,8 +143,8 @@ def test_the_same_batch_id_counts_once(make):
         await assert_usage_once(store, t)
         assert await store.totals([day], t.minute) == Totals({("key", "crm-tool", day): 5}, {})
         # Another id with the same content is new usage.
-        assert await store.write(Batch("replica-b:1", usage={(t.m1, ANON): [1, 7, 0, 3, 0, 0, 1, 0]}))
-        assert (await by_bucket(store, "1d", t.day, t.day + 86400))[(t.day, ANON)] == [2, 14, 0, 6, 0, 0, 2, 0]
+        assert await store.write(Batch("replica-b:1", usage={(t.m1, ANON): [1, 7, 0, 3, 0, 0, 1, 0, 0, 0]}))
+        assert (await by_bucket(store, "1d", t.day, t.day + 86400))[(t.day, ANON)] == [2, 14, 0, 6, 0, 0, 2, 0, 0, 0]
 
     run(make, check)
 
@@ -174,7 +176,7 @@ def test_totals_sum_spend_by_period_and_rates_of_this_minute_and_the_last(make):
 def test_hundreds_of_dims_in_one_batch(make):
     t = clock()
     many = {
-        (t.m1, (f"key-{n}", "p", None if n % 2 else f"user\x1f{n}", "openai", "m", "pm", "chat")): [1] * 8
+        (t.m1, (f"key-{n}", "p", None if n % 2 else f"user\x1f{n}", "openai", "m", "pm", "chat")): [1] * 10
         for n in range(400)
     }
 
@@ -183,7 +185,7 @@ def test_hundreds_of_dims_in_one_batch(make):
         for width in ("1d", "1h", "1m"):
             rows = await store.rows(width, t.day, t.day + 86400)
             assert rows is not None and {dims for _, dims, _ in rows} == {dims for _, dims in many}
-            assert all(counters == [1] * 8 for _, _, counters in rows)
+            assert all(counters == [1] * 10 for _, _, counters in rows)
 
     run(make, check)
 
@@ -216,10 +218,11 @@ def test_old_buckets_spend_and_rates_are_dropped(make):
     old, middle = t.minute - 10 * 1440, t.minute - 4 * 1440  # kept: days 3 (below), hours 8 days, minutes 2 days
     old_day = periods(old)[0]
     batch = usage_batch(t)
-    batch.usage[(old, CRM)] = [1] * 8
-    batch.usage[(middle, CRM)] = [2] * 8
+    batch.usage[(old, CRM)] = [1] * 10
+    batch.usage[(middle, CRM)] = [2] * 10
     batch.spend[("key", "crm-tool", old_day)] = 3
     batch.rates[("crm-tool", t.minute - 10)] = [1, 1]
+    batch.failovers.append(b"{}")  # the list of recent failovers expires too
     redis_urls: list[str] = []
 
     async def check(store: UsageStore) -> None:
@@ -228,7 +231,7 @@ def test_old_buckets_spend_and_rates_are_dropped(make):
         now = t.minute * 60
         assert await by_bucket(store, "1d", 0, now) == expected(t)["1d"]
         middle_hour = middle * 60 - middle * 60 % 3600
-        assert await by_bucket(store, "1h", 0, now) == expected(t)["1h"] | {(middle_hour, CRM): [2] * 8}
+        assert await by_bucket(store, "1h", 0, now) == expected(t)["1h"] | {(middle_hour, CRM): [2] * 10}
         assert await by_bucket(store, "1m", 0, now) == expected(t)["1m"]
         assert await store.totals([old_day], t.minute - 9) == Totals({}, {})
         if isinstance(store, RedisUsageStore):
@@ -296,3 +299,46 @@ def test_status_and_the_factory(tmp_path, redis_server):
 
     asyncio.run(check())
     assert Path(path).exists()
+
+
+def test_recent_failovers_are_kept_newest_first_and_only_the_last_fifty(make):
+    t = clock()
+    first = Batch("a:1", failovers=[b'{"n":%d}' % n for n in range(30)])
+    failed_over = [1, 1, 0, 1, 0, 0, 0, 0, 1, 0]
+    second = Batch("a:2", usage={(t.m1, CRM): failed_over}, failovers=[b'{"n":%d}' % n for n in range(30, 60)])
+
+    async def check(store: UsageStore) -> None:
+        assert await store.recent_failovers() == []
+        assert await store.write(first) and await store.write(second)
+        assert await store.write(second)  # sent again after a lost answer: kept once
+        assert await store.recent_failovers() == [b'{"n":%d}' % n for n in range(59, 9, -1)]
+        rows = await store.rows("1m", t.m1 * 60, t.m1 * 60 + 60)
+        assert rows == [(t.m1 * 60, CRM, failed_over)]  # its failover counted
+
+    run(make, check)
+
+
+def test_a_file_from_before_the_failover_and_error_counters_gets_them(tmp_path):
+    path = tmp_path / "usage.sqlite3"
+    old_counters = ("requests", "input", "cached", "output", "cost_in", "cost_out", "unpriced", "estimated")
+    with sqlite3.connect(path) as db:
+        dims = ", ".join(f'"{name}" TEXT NOT NULL' for name in DIMENSIONS)
+        counters = ", ".join(f'"{name}" INTEGER NOT NULL' for name in old_counters)
+        keys = ", ".join(f'"{name}"' for name in DIMENSIONS)
+        db.execute(
+            f"CREATE TABLE usage (width TEXT NOT NULL, bucket INTEGER NOT NULL, {dims}, {counters},"
+            f" PRIMARY KEY (width, bucket, {keys})) WITHOUT ROWID"
+        )
+        db.execute(
+            f"INSERT INTO usage VALUES ('1d', 0, {', '.join('?' * 15)})",
+            ("k", "p", "", "openai", "m", "pm", "chat", 1, 2, 0, 3, 4, 5, 0, 0),
+        )
+    t = clock()
+
+    async def check(store: UsageStore) -> None:
+        assert await store.rows("1d", 0, 86400) == [
+            (0, ("k", "p", None, "openai", "m", "pm", "chat"), [1, 2, 0, 3, 4, 5, 0, 0, 0, 0])
+        ]
+        assert await store.write(Batch("a:1", usage={(t.m1, CRM): [1, 1, 0, 1, 0, 0, 0, 0, 0, 1]}))
+
+    run(lambda: SqliteUsageStore(str(path), 40000), check)

@@ -18,7 +18,7 @@ def row(start: int, **given: Any) -> tuple[int, tuple[Any, ...], list[int]]:
     dims = {"key": "alice", "project": "crm", "user": None, "provider": "openai", "model": "gpt-4o-mini"}
     dims |= {"provider_model": given.get("model", "gpt-4o-mini"), "endpoint": CHAT}
     counters = {"requests": 1, "input": 100, "cached": 0, "output": 10, "cost_in": 15_000, "cost_out": 6_000}
-    counters |= {"unpriced": 0, "estimated": 0}
+    counters |= {"unpriced": 0, "estimated": 0, "failovers": 0, "errors": 0}
     for name, value in given.items():
         (dims if name in dims else counters)[name] = value
     return start, tuple(dims.values()), list(counters.values())

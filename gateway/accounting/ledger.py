@@ -26,6 +26,7 @@ from gateway.accounting.usage import Dims, Tokens
 
 log = logging.getLogger("gateway.accounting")
 FLUSH_S = 0.1
+RECENT_FAILOVERS = 50  # kept for the dashboard, across replicas when the store is shared
 SpendKey = tuple[str, str, str]  # ("key" | "provider", name, period)
 RateKey = tuple[str, int]  # (key name, minute)
 Row = tuple[int, Dims, list[int]]  # (bucket start, epoch seconds; dims; COUNTERS)
@@ -44,9 +45,10 @@ class Batch:
     usage: dict[tuple[int, Dims], list[int]] = field(default_factory=dict)  # (minute, dims) -> COUNTERS
     spend: dict[SpendKey, int] = field(default_factory=dict)  # nano-dollars
     rates: dict[RateKey, list[int]] = field(default_factory=dict)  # [requests, tokens]
+    failovers: list[bytes] = field(default_factory=list)  # JSON of requests that skipped a provider, oldest first
 
     def empty(self) -> bool:
-        return not (self.usage or self.spend or self.rates)
+        return not (self.usage or self.spend or self.rates or self.failovers)
 
 
 @dataclass
@@ -71,6 +73,10 @@ class UsageStore(Protocol):
     async def rows(self, width: str, start: int, end: int) -> list[Row] | None:
         """Counters in buckets of `width` ("1d", "1h", "1m") that start in [start, end) (epoch seconds,
         UTC); None when the store cannot be read now. What is not yet written is not included."""
+        ...
+
+    async def recent_failovers(self) -> list[bytes] | None:
+        """The last RECENT_FAILOVERS requests that skipped a provider (JSON), newest first; None: unknown now."""
         ...
 
     def status(self) -> dict[str, Any]:
@@ -112,15 +118,44 @@ class Ledger:
             rates = self._pending.rates[(key, minute)] = [0, 0]
         rates[0] += 1
 
-    def add(
-        self, minute: int, dims: Dims, tokens: Tokens, cost: tuple[int, int] | None, estimated: bool, rated: bool
-    ) -> None:
-        """Count a served request. `rated`: its key has a rate limit, so its tokens count towards it."""
+    def count_unserved(self, minute: int, dims: Dims) -> None:
+        """A request the gateway could not serve (dims name no provider: usage.UNSERVED)."""
+        counters = self._counters(minute, dims)
+        counters[9] += 1
+
+    def note_failover(self, entry: bytes) -> None:
+        """A request that skipped a provider, as JSON: kept for the dashboard's recent failovers."""
+        failovers = self._pending.failovers
+        failovers.append(entry)
+        if len(failovers) > RECENT_FAILOVERS:  # while the store is away: only the last ones matter
+            del failovers[0]
+
+    def _counters(self, minute: int, dims: Dims) -> list[int]:
         usage = self._pending.usage
         counters = usage.get((minute, dims))
         if counters is None:
-            counters = usage[(minute, dims)] = [0, 0, 0, 0, 0, 0, 0, 0]
+            counters = usage[(minute, dims)] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        return counters
+
+    def add(
+        self,
+        minute: int,
+        dims: Dims,
+        tokens: Tokens,
+        cost: tuple[int, int] | None,
+        estimated: bool,
+        rated: bool,
+        failover: bool = False,
+        error: bool = False,
+    ) -> None:
+        """Count a served request. `rated`: its key has a rate limit, so its tokens count towards it.
+        `failover`: another provider was skipped first; `error`: it broke after it was served."""
+        counters = self._counters(minute, dims)
         counters[0] += 1
+        if failover:
+            counters[8] += 1
+        if error:
+            counters[9] += 1
         counters[1] += tokens.input
         counters[2] += tokens.cached
         counters[3] += tokens.output

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 from gateway.accounting.ledger import Batch, Ledger
 from gateway.accounting.limits import Limits, budget_periods
 from gateway.accounting.prices import NANO_PER_USD, PriceList, Rate
-from gateway.accounting.usage import BYTES_PER_TOKEN, completion_cap, estimate, tokens_of
+from gateway.accounting.usage import BYTES_PER_TOKEN, UNSERVED, Dims, completion_cap, estimate, tokens_of
 from gateway.client_keys import ClientKey, ClientKeys
 from gateway.errors import FailureClass
-from gateway.request_log import Outcome
+from gateway.request_log import Outcome, failover_entry
 from gateway.store import Cooldown
 
 if TYPE_CHECKING:
@@ -36,6 +36,15 @@ _BUDGET = FailureClass.BUDGET.value
 MAX_USERS = 1000  # distinct end users (`user`) counted by name per key, per UTC day and replica
 OTHER_USERS = "(other users)"
 _NO_RATE = Rate(0.0, 0.0, 0.0)
+# Requests the gateway could not serve, or whose served answer broke: the dashboard's errors.
+_UNSERVED_ERRORS = frozenset({Outcome.NO_PROVIDER, Outcome.ERROR})
+_SERVED_ERRORS = frozenset({Outcome.STREAM_BROKEN, Outcome.ERROR})
+
+
+def _dims(trace: Trace, provider: str, model: str, provider_model: str) -> Dims:
+    key = trace.key
+    project = key.project if key is not None else "default"
+    return (key.name if key is not None else None, project, trace.user, provider, model, provider_model, trace.endpoint)
 
 
 class Meter:
@@ -146,7 +155,12 @@ class Meter:
             # charged for it (an estimate: no usage report came).
             provider = trace.served = trace.attempting
             trace.provider = provider.name
-        if provider is None:  # nothing was served: nothing is charged
+        if provider is None:  # nothing was served: nothing is charged, but the dashboard counts it
+            if trace.outcome in _UNSERVED_ERRORS:
+                model = trace.model if isinstance(trace.model, str) else ""
+                self.ledger.count_unserved(int(time.time() // 60), _dims(trace, UNSERVED, model, ""))
+            if trace.attempts:
+                self.ledger.note_failover(failover_entry(trace))
             return
         tokens = tokens_of(trace.usage)
         if tokens is None:
@@ -161,18 +175,13 @@ class Meter:
             rate = rate.for_characters()
             trace.estimated = True
         cost = rate.cost(tokens.input, tokens.cached, tokens.output) if rate is not None else None
+        dims = _dims(trace, provider.name, model, provider_model)
         key = trace.key
-        dims = (
-            key.name if key is not None else None,
-            key.project if key is not None else "default",
-            trace.user,
-            provider.name,
-            model,
-            provider_model,
-            trace.endpoint,
-        )
         rated = key is not None and key.rate_limits is not None
-        self.ledger.add(int(time.time() // 60), dims, tokens, cost, trace.estimated, rated)
+        failover, error = bool(trace.attempts), trace.outcome in _SERVED_ERRORS
+        self.ledger.add(int(time.time() // 60), dims, tokens, cost, trace.estimated, rated, failover, error)
+        if failover:
+            self.ledger.note_failover(failover_entry(trace))
         trace.cost_nano = cost[0] + cost[1] if cost is not None else None
         if provider.config.budget is not None and cost is not None:
             self._check(provider, time.time())
@@ -180,6 +189,8 @@ class Meter:
     def _count_batch(self, batch: Batch) -> None:
         """The metrics of what was charged, from a batch of usage: once per model every 0.1 s, not per request."""
         for (_minute, dims), counters in batch.usage.items():
+            if not counters[0]:  # requests nobody served: nothing charged
+                continue
             priced = counters[0] > counters[6]
             cost = counters[4] + counters[5] if priced else None
             self.metrics.charged(dims[3], dims[4], (counters[1], counters[3]), cost, counters[6])

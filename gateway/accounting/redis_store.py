@@ -11,11 +11,13 @@ Layout (every key under the hash tag `{gateway}`, one Cluster slot; see store.re
   nano-dollars.
 - `{gateway}:rate:<minute>` (epoch minute): fields `r:<key>` (requests) and `t:<key>` (tokens).
 - `{gateway}:usage-batch:<batch id>`: set when a batch is applied, kept a day.
+- `{gateway}:failovers`: a list of the last requests that skipped a provider (JSON), newest first.
 
 One Lua script applies a whole batch only if its marker is new, so a batch sent again after a lost
 answer counts once, and sets every key's expiry (EXPIREAT, from the bucket or period start, so every
 writer sets the same one; retention: see gateway.accounting). Its arguments are flat: the marker's
-TTL, then for each key after the marker: the number of fields, the expiry, then field, increment, ….
+TTL, the number of failover entries, the entries, how many the list keeps and for how long, then for each key after
+the marker and the list: the number of fields, the expiry, then field, increment, ….
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from gateway.accounting import (
     kept_s,
     period_expiry,
 )
-from gateway.accounting.ledger import Batch, Row, SpendKey, Totals
+from gateway.accounting.ledger import RECENT_FAILOVERS, Batch, Row, SpendKey, Totals
 from gateway.accounting.usage import COUNTERS, DIMENSIONS, Dims
 from gateway.store.redis import RedisLink, key
 
@@ -44,8 +46,16 @@ log = logging.getLogger("gateway.accounting")
 
 APPLY = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
-local at = 2
-for i = 2, #KEYS do
+local recent = tonumber(ARGV[2])
+for j = 3, 2 + recent do
+  redis.call('LPUSH', KEYS[2], ARGV[j])
+end
+if recent > 0 then
+  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3 + recent]) - 1)
+  redis.call('EXPIRE', KEYS[2], ARGV[4 + recent])
+end
+local at = 5 + recent
+for i = 3, #KEYS do
   local fields = tonumber(ARGV[at])
   local expires = ARGV[at + 1]
   at = at + 2
@@ -76,6 +86,10 @@ def rate_key(minute: int) -> str:
 
 def batch_key(batch_id: str) -> str:
     return key("usage-batch", batch_id)
+
+
+FAILOVERS_KEY = key("failovers")  # a list, newest first, of the last RECENT_FAILOVERS across replicas
+FAILOVERS_KEPT_S = 2 * 86400  # a quiet gateway's list goes, as its minute buckets do
 
 
 class RedisUsageStore:
@@ -117,8 +131,14 @@ class RedisUsageStore:
         return await self.link.call(lambda _redis: self._apply(keys=keys, args=args)) is not None
 
     def _encode(self, batch: Batch) -> tuple[list[str], list[Any]]:
-        keys: list[str] = [batch_key(batch.id)]
-        args: list[Any] = [BATCH_MARK_KEPT_S]
+        keys: list[str] = [batch_key(batch.id), FAILOVERS_KEY]
+        args: list[Any] = [
+            BATCH_MARK_KEPT_S,
+            len(batch.failovers),
+            *batch.failovers,
+            RECENT_FAILOVERS,
+            FAILOVERS_KEPT_S,
+        ]
         hashes: dict[str, tuple[int, list[Any]]] = {}  # key -> (expiry, [field, increment, ...])
 
         def add(name: str, expires: int, field: str, value: int) -> None:
@@ -198,6 +218,9 @@ class RedisUsageStore:
         except ValueError as exc:
             log.warning("unreadable usage in redis: %s", exc)
             return None
+
+    async def recent_failovers(self) -> list[bytes] | None:
+        return await self.reader.call(lambda redis: redis.lrange(FAILOVERS_KEY, 0, RECENT_FAILOVERS - 1))
 
 
 def _decode_totals(periods: list[str], minutes: tuple[int, int], replies: list[dict[bytes, bytes]]) -> Totals:

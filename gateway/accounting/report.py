@@ -181,7 +181,8 @@ def add_up(rows: Iterable[Row], fields: Sequence[str], bucket_s: int = 86400) ->
     bucket start aligned down to `bucket_s`, so minute rows add up into hours or days)."""
     where = [None if field == "bucket" else DIMENSIONS.index(field) for field in fields]
     sums: dict[tuple[Any, ...], Sum] = {}
-    for start, dims, counters in rows:
+    served = (row for row in rows if row[2][0])  # rows of requests nobody served are traffic, not usage
+    for start, dims, counters in served:
         group = tuple(start - start % bucket_s if i is None else dims[i] for i in where)
         total = sums.get(group)
         if total is None:
@@ -232,14 +233,13 @@ def usage_page(query: Query, rows: Iterable[Row]) -> dict[str, Any]:
 
 
 def _usage_result(query: Query, values: dict[str, str | None], total: Sum) -> dict[str, Any]:
-    requests, tokens_in, cached, tokens_out, cost_in, cost_out, unpriced, estimated = total.counters
+    requests, tokens_in, cached, tokens_out, cost_in, cost_out, unpriced, estimated, *_ = total.counters
     result: dict[str, Any] = {"object": f"organization.usage.{query.kind}.result"}
     result["characters" if query.kind == "audio_speeches" else "input_tokens"] = tokens_in
     if query.kind == "completions":
         result.update(output_tokens=tokens_out, input_cached_tokens=cached, input_audio_tokens=0, output_audio_tokens=0)
     result["num_model_requests"] = requests
-    for name in ("project_id", "user_id", "api_key_id", "model"):
-        result[name] = values.get(name)
+    result.update({name: values.get(name) for name in ("project_id", "user_id", "api_key_id", "model")})
     if query.kind == "completions":
         result.update(batch=False if "batch" in query.group_by else None, service_tier=None)
     result["provider"] = values.get("provider")
@@ -256,7 +256,7 @@ def costs_page(query: Query, rows: Iterable[Row]) -> dict[str, Any]:
     by_item = "line_item" in query.group_by
     merged: dict[tuple[Any, ...], dict[str, Any]] = {}  # (bucket, group values, line item, priced) -> result
     for group in sorted(sums, key=order):
-        requests, tokens_in, _, tokens_out, cost_in, cost_out, unpriced, _ = sums[group].counters
+        requests, tokens_in, _, tokens_out, cost_in, cost_out, unpriced, *_ = sums[group].counters
         served = f"{group[-2]}/{group[-1]}"
         items: list[tuple[str | None, int | None, int | None, int]] = []  # line item, nano, quantity, unpriced
         if requests > unpriced:

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from gateway.accounting import BATCH_MARK_KEPT_S, RATE_MINUTES_KEPT, WIDTHS, buckets, kept_s, period_expiry
-from gateway.accounting.ledger import Batch, Row, Totals
+from gateway.accounting.ledger import RECENT_FAILOVERS, Batch, Row, Totals
 from gateway.accounting.usage import COUNTERS, DIMENSIONS, Dims
 
 log = logging.getLogger("gateway.accounting")
@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS rates (
   PRIMARY KEY ("key", minute)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY, applied INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS failovers (seq INTEGER PRIMARY KEY AUTOINCREMENT, entry BLOB NOT NULL);
 """
 _MARKS = ", ".join("?" * (2 + len(DIMENSIONS) + len(COUNTERS)))  # width, bucket, the dimensions, the counters
 ADD_USAGE = (
@@ -105,6 +106,9 @@ class SqliteUsageStore:
             return None
         return await self._run(self._rows, width, start, end)
 
+    async def recent_failovers(self) -> list[bytes] | None:
+        return await self._run(self._recent_failovers)
+
     def status(self) -> dict[str, Any]:
         status: dict[str, Any] = {"backend": "sqlite", "state": self._state, "path": self.path}
         if self._state != "ok" and self._last_error:
@@ -139,6 +143,7 @@ class SqliteUsageStore:
                 db.execute("PRAGMA journal_mode = WAL")  # readers never wait for the writer
                 db.execute("PRAGMA synchronous = NORMAL")  # with WAL: safe from a crash of the process
                 db.executescript(SCHEMA)
+                _add_new_counters(db)
             except BaseException:
                 db.close()
                 raise
@@ -165,6 +170,10 @@ class SqliteUsageStore:
                     ],
                 )
                 db.executemany(ADD_RATES, [(key, minute, r, t) for (key, minute), (r, t) in batch.rates.items()])
+                if batch.failovers:
+                    db.executemany("INSERT INTO failovers (entry) VALUES (?)", [(e,) for e in batch.failovers])
+                    keep = (RECENT_FAILOVERS,)
+                    db.execute("DELETE FROM failovers WHERE seq <= (SELECT MAX(seq) FROM failovers) - ?", keep)
             pruning = now - self._pruned_at >= PRUNE_EVERY_S
             if pruning:
                 self._prune(db, now)
@@ -203,6 +212,10 @@ class SqliteUsageStore:
         }
         return Totals(spend, rates)
 
+    def _recent_failovers(self) -> list[bytes]:
+        query = "SELECT entry FROM failovers ORDER BY seq DESC LIMIT ?"
+        return [bytes(entry) for (entry,) in self._connection().execute(query, (RECENT_FAILOVERS,))]
+
     def _rows(self, width: str, start: int, end: int) -> list[Row]:
         rows: list[Row] = []
         for bucket, *values in self._connection().execute(READ_ROWS, (width, start, end)):
@@ -212,6 +225,14 @@ class SqliteUsageStore:
                     dims[index] = None
             rows.append((bucket, tuple(dims), values[len(DIMENSIONS) :]))  # type: ignore[arg-type]
         return rows
+
+
+def _add_new_counters(db: sqlite3.Connection) -> None:
+    """A file written before a counter existed gets its column, counting from 0."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(usage)")}
+    for name in COUNTERS:
+        if name not in present:
+            db.execute(f'ALTER TABLE usage ADD COLUMN "{name}" INTEGER NOT NULL DEFAULT 0')
 
 
 def _usage_rows(batch: Batch) -> list[tuple[Any, ...]]:

@@ -11,8 +11,23 @@ from typing import Any
 
 # Dimensions every counter is kept by, in this order (the stores' columns and fields follow it).
 DIMENSIONS = ("key", "project", "user", "provider", "model", "provider_model", "endpoint")
-# Counters kept per dimension and bucket, in this order.
-COUNTERS = ("requests", "input", "cached", "output", "cost_in", "cost_out", "unpriced", "estimated")
+# Counters kept per dimension and bucket, in this order. `requests` counts served requests only;
+# `failovers` those served by other than the first provider of their chain; `errors` those the gateway
+# could not serve (no provider, a broken stream, its own failure), kept in rows whose provider is
+# UNSERVED and whose `requests` is 0, so that usage and costs pages (which skip such rows) never see them.
+COUNTERS = (
+    "requests",
+    "input",
+    "cached",
+    "output",
+    "cost_in",
+    "cost_out",
+    "unpriced",
+    "estimated",
+    "failovers",
+    "errors",
+)
+UNSERVED = ""  # the provider of a row of requests nobody served: no provider's name is empty
 Dims = tuple[str | None, str, str | None, str, str, str, str]
 
 # Without a usage report: about four bytes of request per prompt token, one token per streamed event.

@@ -45,24 +45,22 @@ from gateway.routing.router import Router
 from gateway.settings import Config, load_config
 from gateway.store import make_store
 from gateway.transport import Transports
-from gateway.web import messages
+from gateway.web import dashboard_api, messages, usage_api
 from gateway.web.admin import add_admin_off_routes, add_admin_routes
 from gateway.web.dashboard import DASHBOARD_PATHS, add_dashboard_routes
 from gateway.web.edge import KEY_SCOPE, Edge, respond
-from gateway.web.usage_api import PATHS as USAGE_API
-from gateway.web.usage_api import SERVED_PATHS as USAGE_PATHS
-from gateway.web.usage_api import add_usage_routes
 from gateway.web.wire import error_body
 
 log = logging.getLogger("gateway")
 _CREATED = int(time.time())
 # Liveness, scraping and the dashboard page (it asks for a key itself) need no gateway key; none shows a secret.
 _OPEN_PATHS = frozenset({"/health", "/metrics", *DASHBOARD_PATHS})
+_SELF_CHECKED = usage_api.SERVED_PATHS | dashboard_api.SERVED_PATHS
 _SERVED = (
     *(f"POST /v1{endpoint.path}" for endpoint in ENDPOINTS),
     "GET /v1/models",
     "GET /v1/models/{model}",
-    *(f"GET /v1{path}" for path in USAGE_API),
+    *(f"GET /v1{path}" for path in (*usage_api.PATHS, *dashboard_api.PATHS)),
     "GET /health",
     "GET /metrics",
 )
@@ -106,7 +104,8 @@ class Gateway:
             add_admin_routes(self.api, self, admin_key)
         else:
             add_admin_off_routes(self.api)
-        add_usage_routes(self.api, self)  # the admin key reads all; a gateway key its own usage
+        usage_api.add_usage_routes(self.api, self)  # the admin key reads all; a gateway key its own usage
+        dashboard_api.add_dashboard_api(self.api, self)  # the same
 
     def _apply(self, config: Config, previous: Router | None = None) -> None:
         router = Router(config, self.store, self.transports, self.metrics)
@@ -149,7 +148,7 @@ class Gateway:
             scope["type"] == "http"
             and self.keys is not None
             and scope["path"] not in _OPEN_PATHS
-            and scope["path"] not in USAGE_PATHS  # the usage API takes the admin key or a gateway key itself
+            and scope["path"] not in _SELF_CHECKED  # these take the admin key or a gateway key themselves
             and not scope["path"].startswith("/admin/")  # the admin key guards those
         ):
             authorization = next((v for k, v in scope["headers"] if k == b"authorization"), None)

@@ -41,7 +41,7 @@ def _json(status: int, body: bytes) -> Response:
     return Response(body, status_code=status, media_type="application/json")
 
 
-def _reader(gateway: Any, request: Request) -> tuple[bool, str | None]:
+def reader(gateway: Any, request: Request) -> tuple[bool, str | None]:
     """(allowed, key name): (True, None) for the admin key, (True, name) for a listed gateway key."""
     # The raw header bytes, as the gateway-key check hashes them (Starlette's str is latin-1 decoded).
     authorization = next((v for k, v in request.scope["headers"] if k == b"authorization"), b"")
@@ -53,7 +53,7 @@ def _reader(gateway: Any, request: Request) -> tuple[bool, str | None]:
     return (True, key.name) if key is not None else (False, None)
 
 
-def _refused(gateway: Any) -> Response:
+def refused(gateway: Any) -> Response:
     if not gateway.admin_key and gateway.keys is None:
         message = (
             "Reading usage needs an admin key, and this gateway has none: start it with GATEWAY_ADMIN_KEY set, "
@@ -67,7 +67,7 @@ def _refused(gateway: Any) -> Response:
     return _json(401, error_body(401, message, code="invalid_api_key"))
 
 
-def _unreadable(gateway: Any, why: str) -> Response:
+def unreadable(gateway: Any, why: str) -> Response:
     message = f"Usage cannot be read right now ({why}); what was recorded is kept. Try again shortly."
     return _json(503, error_body(503, message, code="usage_store_unavailable"))
 
@@ -77,16 +77,16 @@ def add_usage_routes(api: FastAPI, gateway: Any) -> None:
     read on every request so that a reload's new key list applies at once."""
 
     async def answer(kind: str, request: Request) -> Response:
-        allowed, own = _reader(gateway, request)
+        allowed, own = reader(gateway, request)
         if not allowed:
-            return _refused(gateway)
+            return refused(gateway)
         try:
             query = parse_query(kind, request.query_params.multi_items(), time.time())
         except QueryError as exc:
             return _json(400, error_body(400, exc.message, param=exc.param, code="invalid_value"))
         store = gateway.usage_store
         if store is None:
-            return _unreadable(gateway, "this gateway keeps no usage store")
+            return unreadable(gateway, "this gateway keeps no usage store")
         try:
             rows = await store.rows(*query.window())
         except Exception:  # a store's bug must read as "unavailable", not as a 500 with no words
@@ -94,7 +94,7 @@ def add_usage_routes(api: FastAPI, gateway: Any) -> None:
             rows = None
         if rows is None:
             status = store.status()
-            return _unreadable(gateway, f"the {status.get('backend', 'usage')} store is {status.get('state', 'down')}")
+            return unreadable(gateway, f"the {status.get('backend', 'usage')} store is {status.get('state', 'down')}")
         if own is not None:  # a gateway key sees its own requests only
             rows = [row for row in rows if row[1][0] == own]
         page = costs_page(query, rows) if kind == "costs" else usage_page(query, rows)
