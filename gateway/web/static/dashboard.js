@@ -311,11 +311,18 @@ function drawSpend(result) {
   const providers = Object.keys(colours).filter((name) => costs.some((r) => r.provider === name));
   const byDay = providers.map((name) => xs.map((day) =>
     costs.filter((r) => r.provider === name && r.day === day && r.amount).reduce((a, r) => a + r.amount.value, 0)));
+  const unpricedByDay = providers.map((name) => xs.map((day) =>
+    sum(costs.filter((r) => r.provider === name && r.day === day).map((r) => r.unpriced_requests || 0))));
   const priced = sum(byDay.flat());
   const unpriced = sum(costs.map((r) => r.unpriced_requests || 0));
+  const describe = (k, i) => { // a provider's cost on day i (all 30 when i is null), unpriced said as such
+    const cost = i == null ? sum(byDay[k]) : byDay[k][i];
+    const count = i == null ? sum(unpricedByDay[k]) : unpricedByDay[k][i];
+    return costWords(cost, count, cost === 0);
+  };
   $("#spend-summary").textContent = `${usd(priced)} in 30 days`
     + (unpriced ? `, and ${plural(unpriced, "request")} unpriced (set prices: in providers.yaml).` : ".");
-  stackedBars("spend-chart", xs, providers, byDay, [], { barWidth: DAY, format: usd, dates: true });
+  stackedBars("spend-chart", xs, providers, byDay, [], { barWidth: DAY, format: usd, dates: true, describe });
   drawModels(usage);
 }
 
@@ -346,11 +353,14 @@ function drawModels(usage) {
 }
 
 function costCell(r) {
-  // Unpriced is said, never shown as $0: the cost of those requests is unknown.
-  let words = usd(r.cost);
-  if (r.unpriced && r.unpriced === r.requests) words = `unpriced (${plural(r.unpriced, "request")})`;
-  else if (r.unpriced) words = `${usd(r.cost)} + ${r.unpriced} unpriced`;
+  const words = costWords(r.cost, r.unpriced, r.unpriced === r.requests);
   return el("td", { class: "num cost", "data-usd": String(r.cost), "data-unpriced": String(r.unpriced) }, words);
+}
+
+function costWords(cost, unpriced, allUnpriced) {
+  // Unpriced is said, never shown as $0: the cost of those requests is unknown.
+  if (unpriced && allUnpriced) return `unpriced (${plural(unpriced, "request")})`;
+  return unpriced ? `${usd(cost)} + ${unpriced} unpriced` : usd(cost);
 }
 
 // -- keys and failovers ----------------------------------------------------------------------------
@@ -392,16 +402,18 @@ function skipped(s) {
 
 // -- charts (uPlot) --------------------------------------------------------------------------------
 
-function stackedBars(id, xs, names, values, lines, { barWidth, format, dates = false }) {
+function stackedBars(id, xs, names, values, lines, { barWidth, format, dates = false, describe = null }) {
   // uPlot has no stacking: series k is drawn as the sum of series k..n, tallest first, so each bar
-  // shows the later ones beneath it. The legend shows each series' own value, not the sum.
+  // shows the later ones beneath it. The legend shows each series' own value (its total when the
+  // pointer is off the chart), not the sum.
   const stacked = values.map((_, k) => xs.map((__, i) => sum(values.slice(k).map((v) => v[i]))));
-  const own = (k) => (u, raw, si, i) => (i == null ? "–" : format(values[k][i]));
+  const own = (numbers) => (u, raw, si, i) => format(i == null ? sum(numbers) : numbers[i]);
   const series = [
-    { label: dates ? "day (UTC)" : "minute", value: (u, x) => (x == null ? "–" : label(x, dates)) },
-    ...names.map((name, k) => ({ label: name, fill: colours[name], stroke: colours[name], width: 0, value: own(k),
+    { label: dates ? "day (UTC)" : "minute", value: (u, x, si, i) => (i == null ? "total" : label(x, dates)) },
+    ...names.map((name, k) => ({ label: name, fill: colours[name], stroke: colours[name], width: 0,
+      value: describe ? (u, raw, si, i) => describe(k, i) : own(values[k]),
       paths: uPlot.paths.bars({ size: [0.8, 40], align: 0 }), points: { show: false } })),
-    ...lines.map((line) => ({ ...line, points: { show: true, size: 5 }, value: (u, v) => (v == null ? "–" : String(v)) })),
+    ...lines.map((line) => ({ ...line, points: { show: false }, value: own(line.values) })),
   ];
   const data = [xs, ...stacked, ...lines.map((line) => line.values)];
   const signature = series.map((s) => s.label).join("|");
