@@ -123,7 +123,9 @@ async def check(provider: Provider, attempts: int = 1) -> Row:
     _check_key(row, provider)
     for attempt in range(attempts):
         try:
-            status, body = await provider.transport.get(provider, provider.config.base_url + "/models")
+            # Through the flavor: litellm's providers are read through litellm (Anthropic's GET /v1/models
+            # takes its own headers and path), and one that lists nothing for free is not checked at all.
+            listed = await provider.flavor.list_models(provider, provider.transport)
         except ProviderFailed as exc:  # DNS, refused, TLS, no answer: in the words a request would get
             failure = exc.failure
             if failure.kind is FailureClass.UNREACHABLE and attempt + 1 < attempts:
@@ -135,6 +137,11 @@ async def check(provider: Provider, attempts: int = 1) -> Row:
                 row.finding = failure
             return row
         break
+    if listed is None:
+        row.connection = row.models = "not checked"
+        row.warnings.append("no free model list: connection and model access not checked (no tokens spent)")
+        return row
+    status, body = listed
     row.connection, row.reachable = "ok", True
     if provider.key is not None:  # without one, a 401 is expected: only the connection was in question
         _check_models(row, provider, status, body)

@@ -147,12 +147,15 @@ class AttemptKind(enum.Enum):
     MISSING_KEY = "missing_key"  # its key variable is unset
     INVALID_KEY = "invalid_key"  # its key variable holds what no header can carry; `cause` says what
     PROBING = "probing"  # recovering, and another request is its probe; `reason` is what it recovers from
+    STARTING = "starting"  # its flavor's library (litellm) is still loading in the background
+    LOAD_FAILED = "load_failed"  # its flavor's library could not be loaded; `cause` says why
     # It cannot serve this request as asked (a speech format or voice it lacks): `reason` says which
     # (unsupported_format, unsupported_voice), `cause` why, in the client's words.
     UNSUPPORTED = "unsupported"
 
 
 _UNSUPPORTED = AttemptKind.UNSUPPORTED
+_PASSED_OVER = frozenset({AttemptKind.MISSING_KEY, AttemptKind.INVALID_KEY, AttemptKind.LOAD_FAILED, _UNSUPPORTED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,9 +173,9 @@ class Attempt:
 
     @property
     def tried_or_benched(self) -> bool:
-        """Not passed over for its key or for what this request asks: it serves again by itself, or after a probe."""
-        kind = self.kind
-        return kind is not AttemptKind.MISSING_KEY and kind is not AttemptKind.INVALID_KEY and kind is not _UNSUPPORTED
+        """Not passed over for its key, its library, or what this request asks: it serves again by itself,
+        or after a probe."""
+        return self.kind not in _PASSED_OVER
 
     @property
     def label(self) -> str:

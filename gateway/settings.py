@@ -78,7 +78,7 @@ class UsageSettings(_Strict):
 class ProviderConfig(_Strict):
     name: str = Field(min_length=1, pattern=_NAME)
     flavor: str  # a name in the registry, gateway.providers.FLAVORS
-    base_url: str
+    base_url: str | None = None  # required, except where the flavor knows its default (litellm)
     api_key_env: str | None = None
     models: dict[str, str] = Field(min_length=1)
     # Never benched, and tried after every other provider: the one that must always get a chance.
@@ -100,7 +100,9 @@ class ProviderConfig(_Strict):
 
     @field_validator("base_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         value = _ENV_REF.sub(lambda m: os.environ.get(m.group(1)) or m.group(2) or "", value)
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
@@ -111,6 +113,8 @@ class ProviderConfig(_Strict):
         # A flavor that takes a key (all but Ollama) cannot serve without one: forgetting it is a config error.
         if self.api_key_env is None and FLAVORS[self.flavor].requires_key:
             raise ValueError(f"api_key_env is required for flavor {self.flavor!r}")
+        if self.base_url is None and FLAVORS[self.flavor].requires_base_url:
+            raise ValueError(f"base_url is required for flavor {self.flavor!r} (only flavor 'litellm' has a default)")
         return self
 
 

@@ -2,6 +2,7 @@
 
 available      it serves
 recovering     its cooldown ran out; the next request to reach it is the probe (it serves)
+starting       its library (litellm) is still loading in the background; skipped until it has
 cooldown       benched until `until`, for `reason`
 misconfigured  no key set, or its key was rejected (an auth bench): an operator must act
 unreachable    a last-resort provider (never benched) that nothing answered for at its last try or
@@ -29,6 +30,7 @@ _NONE: Mapping[str, str] = {}
 class State(enum.StrEnum):
     AVAILABLE = "available"
     RECOVERING = "recovering"
+    STARTING = "starting"
     COOLDOWN = "cooldown"
     MISCONFIGURED = "misconfigured"
     UNREACHABLE = "unreachable"
@@ -64,6 +66,11 @@ class ProviderStatus:
         elif provider.key is None:
             state, reason, remaining = State.MISCONFIGURED, AttemptKind.MISSING_KEY.value, None
             detail = f"set {provider.config.api_key_env}"
+        elif provider.flavor.loads_in_background and (provider.flavor.loading() or provider.flavor.load_error()):
+            failed = provider.flavor.load_error()
+            state = State.MISCONFIGURED if failed else State.STARTING
+            reason = (AttemptKind.LOAD_FAILED if failed else AttemptKind.STARTING).value
+            remaining, detail = None, failed or "loading litellm in the background"
         elif cooldown is not None and cooldown.until > now:
             misconfigured = cooldown.reason in (FailureClass.AUTH, FailureClass.REDIRECTED)
             state = State.MISCONFIGURED if misconfigured else State.COOLDOWN

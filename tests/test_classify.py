@@ -8,7 +8,11 @@ import pytest
 from gateway.classify import classify, parse_error
 from gateway.errors import FailureClass
 from gateway.providers import FLAVORS
-from tests.payloads import ERROR_CASES
+from tests import fake_anthropic
+from tests.payloads import ERROR_CASES as RECORDED
+
+# Anthropic's errors are the litellm flavor's rows: the transport hands the flavor the upstream's own answer.
+ERROR_CASES = RECORDED + fake_anthropic.ERROR_CASES
 
 
 @pytest.mark.parametrize("case", ERROR_CASES, ids=[c.id for c in ERROR_CASES])

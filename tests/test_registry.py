@@ -15,7 +15,7 @@ from gateway.providers import FLAVORS, Capability
 def test_every_flavor_module_registers_its_flavor():
     modules = {m.name for m in pkgutil.iter_modules(providers.__path__)} - {"base"}
     assert modules == {type(flavor).__module__.rsplit(".", 1)[1] for flavor in FLAVORS.values()}
-    assert sorted(FLAVORS) == ["deepseek", "gemini", "groq", "ollama", "openai"]
+    assert sorted(FLAVORS) == ["deepseek", "gemini", "groq", "litellm", "ollama", "openai"]
 
 
 def test_every_flavor_states_what_it_can_serve_and_how_its_keys_look():

@@ -112,7 +112,7 @@ class PriceList:
             cached = override.input_per_mtok if cached is None else cached
             return Rate(override.input_per_mtok * per_m, override.output_per_mtok * per_m, cached * per_m)
         prices = price_file()
-        rate = _from_file(prices.get(provider.flavor.litellm_prefix + model))
+        rate = _from_file(prices.get(provider.flavor.price_name(model)))
         if provider.flavor.local:  # never a cloud price for a model that only shares its name
             return rate or FREE
         return rate or _from_file(prices.get(model))

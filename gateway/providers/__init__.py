@@ -37,6 +37,7 @@ def configure(config: Config, transports: Transports) -> list[Provider]:
     providers = []
     for entry in config.providers:
         flavor = FLAVORS[entry.flavor]
+        flavor.prepare()
         providers.append(Provider(entry, flavor, config.api_key(entry), transports.for_flavor(flavor)))
     return providers
 

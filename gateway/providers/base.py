@@ -66,6 +66,7 @@ class Flavor:
     local = False
     # The speech formats it can produce, when it has the speech capability; `response_formats:` narrows it.
     speech_formats = frozenset({"mp3", "opus", "aac", "flac", "wav", "pcm"})
+    requires_base_url = True  # False: its transport knows the provider's address (litellm)
 
     def transport_class(self) -> type[Transport]:
         """The transport that speaks to this flavor (one instance is shared by every provider using it)."""
@@ -75,6 +76,29 @@ class Flavor:
 
     async def balance(self, provider: Provider, transport: Transport) -> Balance | None:
         """The prepaid balance, where the provider tells it for free; None where it does not."""
+        return None
+
+    async def list_models(self, provider: Provider, transport: Transport) -> tuple[int, bytes] | None:
+        """The free model list its key can read (status, OpenAI-shaped body); None where there is none."""
+        return await transport.get(provider, f"{provider.config.base_url}/models")
+
+    def price_name(self, model: str) -> str:
+        """The name litellm's price file lists a model of this flavor under first (then the bare name)."""
+        return self.litellm_prefix + model
+
+    # -- what its library needs (only a flavor that loads one in the background overrides these) --
+
+    loads_in_background = False  # True: it is `starting` (and skipped) until `loading()` says done
+
+    def prepare(self) -> None:
+        """A provider of this flavor is configured: start what takes time (litellm's import), not waiting."""
+
+    def loading(self) -> bool:
+        """Still loading what it needs: shown `starting`, and skipped until it has."""
+        return False
+
+    def load_error(self) -> str | None:
+        """Why what it needs could not be loaded (shown misconfigured, skipped); None when nothing failed."""
         return None
 
     # -- what its errors mean ------------------------------------------------------------------

@@ -140,6 +140,11 @@ class Router:
             if provider.key_problem is not None:
                 return Attempt(provider, AttemptKind.INVALID_KEY, cause=provider.key_problem)
             return Attempt(provider, AttemptKind.MISSING_KEY)
+        if provider.flavor.loads_in_background:  # litellm: skipped until its import has ended well
+            if provider.flavor.loading():
+                return Attempt(provider, AttemptKind.STARTING)
+            if (why := provider.flavor.load_error()) is not None:
+                return Attempt(provider, AttemptKind.LOAD_FAILED, cause=why)
         cooldown = self.store.get(provider.name, now)
         if cooldown is not None and cooldown.until > now:
             return Attempt(provider, AttemptKind.BENCHED, cooldown.reason, cooldown.remaining(now))

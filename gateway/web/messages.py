@@ -29,6 +29,10 @@ def describe(attempt: Attempt, model: str) -> str:
             return f"{name}: its API key cannot be used: {attempt.cause}"
         case AttemptKind.UNSUPPORTED:
             return f"{name}: {attempt.cause}"
+        case AttemptKind.STARTING:
+            return f"{name}: still starting (loading litellm in the background), retry in a few seconds"
+        case AttemptKind.LOAD_FAILED:
+            return f"{name}: cannot be used: {attempt.cause}"
     match attempt.reason:
         case FailureClass.QUOTA:
             return f"{name}: credits exhausted{wait} or add credits"
@@ -87,7 +91,9 @@ def stream_broken(attempt: Attempt, model: str) -> str:
     )
 
 
-def _origin(url: str) -> str:
+def _origin(url: str | None) -> str:
     """`http://localhost:11434` of `http://localhost:11434/v1`: where the server should be listening."""
+    if url is None:  # litellm's default address for the provider
+        return "its provider's default address"
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"  # never a user or password
