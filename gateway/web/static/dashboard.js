@@ -25,7 +25,10 @@ const REASONS = {
   missing_key: "no API key",
   invalid_key: "API key unusable",
   manual: "benched by an operator",
-  starting: "start-up checks running",
+  starting: "its library is still loading",
+  load_failed: "its library could not be loaded",
+  caller_fault: "refused the request itself",
+  probing: "recovering: another request is its probe",
   unsupported_format: "cannot produce that audio format",
   unsupported_voice: "has no such voice",
 };
