@@ -63,6 +63,7 @@ _SERVED = (
     *(f"GET /v1{path}" for path in (*usage_api.PATHS, *dashboard_api.PATHS)),
     "GET /health",
     "GET /metrics",
+    "GET /dashboard",
 )
 
 
