@@ -37,6 +37,7 @@ const $ = (selector) => document.querySelector(selector);
 let key = sessionStorage.getItem(STORAGE);
 let session = null; // {role: "admin"} or {role: "key", key, project}
 let timer = null;
+let runs = 0; // the refresh that counts is the latest: an older one still in flight draws nothing, schedules nothing
 let charts = {}; // uPlot instances by element id, rebuilt when their series change
 let colours = {}; // provider name -> colour, in config order
 
@@ -93,6 +94,7 @@ async function signIn(given) {
 
 function showSignIn(message) {
   clearTimeout(timer);
+  runs += 1; // a refresh in flight stops where it is
   document.body.classList.remove("admin", "stale");
   $("#dashboard").hidden = true;
   $("#offline").hidden = true;
@@ -113,16 +115,19 @@ function showSignIn(message) {
 
 async function refresh() {
   clearTimeout(timer);
+  const run = ++runs;
   let health;
   try {
     // No key for /health: it is open. A 503 still says who is out, so only no answer at all is "offline".
     const response = await fetch("/health", { cache: "no-store", signal: AbortSignal.timeout(TIMEOUT_MS) });
     health = await response.json();
   } catch {
+    if (run !== runs) return;
     offline(true);
     timer = setTimeout(refresh, REFRESH_MS);
     return;
   }
+  if (run !== runs) return;
   offline(false);
   health.providers.forEach((p, i) => { colours[p.name] = colours[p.name] || PALETTE[i % PALETTE.length]; });
   const sections = await Promise.allSettled([
@@ -131,7 +136,7 @@ async function refresh() {
     getJSON("/v1/dashboard/keys"),
     spend(),
   ]);
-  if (!session) return; // signed out meanwhile
+  if (run !== runs) return; // signed out, or refreshed after a click, meanwhile
   const refused = sections.find((s) => s.status === "rejected" && s.reason instanceof Unauthorized);
   if (refused) return signOut("Your key is no longer accepted by the gateway; sign in again.");
   const [traffic, failovers, keys, costs] = sections;
@@ -245,7 +250,7 @@ function duration(seconds) {
 function actions(p) {
   if (session?.role !== "admin") return [];
   const benched = p.state === "cooldown" || p.state === "recovering"
-    || (p.state === "misconfigured" && !["missing_key", "invalid_key"].includes(p.reason));
+    || (p.state === "misconfigured" && ["auth", "redirected"].includes(p.reason)); // a bench, not a missing key
   const clear = el("button", { type: "button", class: "clear" }, "Clear");
   clear.addEventListener("click", () => clearBench(p.name));
   const bench = el("button", { type: "button", class: "bench" }, "Bench for…");
