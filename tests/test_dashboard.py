@@ -69,7 +69,8 @@ def open_dashboard(browser: Browser, url: str, key: str) -> Dashboard:
     page.on("request", lambda request: board.requests.append(request.url))
     page.on("console", lambda message: board.errors.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda exc: board.errors.append(str(exc)))
-    page.on("dialog", lambda dialog: dialog.accept())  # "Un-bench openai now?": yes
+    # "Un-bench openai now?": yes. "Bench groq for how many minutes?": 5.
+    page.on("dialog", lambda dialog: dialog.accept("5") if dialog.type == "prompt" else dialog.accept())
     page.goto(f"{url}/dashboard")
     page.fill("#key", key)
     page.click("#sign-in button[type=submit]")
@@ -139,6 +140,10 @@ def test_the_admin_sees_a_provider_benched_why_and_until_when_and_clears_it(
     expect(openai_row.locator(".state-word")).to_have_text("available", timeout=WAIT_MS)
     expect(openai_row.locator("button.clear")).to_have_count(0)
     assert served_by(client(gateway.url)) == "openai"
+    board.row("groq").locator("button.bench").click()  # for 5 minutes, by hand
+    wait_for(lambda: gateway.provider("groq")["reason"] == "manual", what="groq benched by hand in /health")
+    expect(board.row("groq").locator(".reason-words")).to_have_text("benched by an operator", timeout=WAIT_MS)
+    expect(board.row("groq").locator(".countdown")).to_have_text(re.compile(r"^[45] min \d\d s$"))
 
     assert board.errors == []
     assert board.requests and all(url.startswith(f"{gateway.url}/") for url in board.requests), board.requests
