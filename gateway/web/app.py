@@ -47,6 +47,7 @@ from gateway.store import make_store
 from gateway.transport import Transports
 from gateway.web import dashboard_api, messages, usage_api
 from gateway.web.admin import add_admin_off_routes, add_admin_routes
+from gateway.web.dashboard import DASHBOARD_PATHS, add_dashboard_routes
 from gateway.web.drain import Drain
 from gateway.web.edge import KEY_SCOPE, Edge, respond
 from gateway.web.health import PATHS as HEALTH_PATHS
@@ -55,8 +56,8 @@ from gateway.web.wire import error_body
 
 log = logging.getLogger("gateway")
 _CREATED = int(time.time())
-# Liveness and scraping stay answerable without a gateway key; neither shows a secret.
-_OPEN_PATHS = frozenset({*HEALTH_PATHS, "/metrics"})
+# Health, scraping and the dashboard page (it asks for a key itself) need no gateway key; none shows a secret.
+_OPEN_PATHS = frozenset({*HEALTH_PATHS, "/metrics", *DASHBOARD_PATHS})
 _SELF_CHECKED = usage_api.SERVED_PATHS | dashboard_api.SERVED_PATHS
 _SERVED = (
     *(f"POST /v1{endpoint.path}" for endpoint in ENDPOINTS),
@@ -65,6 +66,7 @@ _SERVED = (
     *(f"GET /v1{path}" for path in (*usage_api.PATHS, *dashboard_api.PATHS)),
     *(f"GET {path}" for path in HEALTH_PATHS),
     "GET /metrics",
+    "GET /dashboard",
 )
 
 
@@ -235,6 +237,7 @@ class Gateway:
 
     def _build_api(self) -> FastAPI:
         api = FastAPI(title="LLM fallback gateway", lifespan=self._lifespan, docs_url=None, redoc_url=None)
+        add_dashboard_routes(api)  # GET /dashboard: the page and its static files
 
         add_health_routes(api, self)
 
