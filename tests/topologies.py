@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 import redis
+from redis.crc import key_slot
 
 from tests.processes import RedisServer, free_port, wait_for_line
 
@@ -129,6 +130,10 @@ class ClusterTopology:
             info = redis.Redis(port=node.port).execute_command("CLUSTER", "INFO").decode()
             if "cluster_state:ok" not in info or f"cluster_known_nodes:{len(self.nodes)}" not in info:
                 return False
+            # A replica that has not synced once would never take over (its data counts as too old).
+            replication = redis.Redis(port=node.port).info("replication")
+            if replication["role"] == "slave" and replication["master_link_status"] != "up":
+                return False
         return True
 
     def alive(self) -> list[RedisServer]:
@@ -137,7 +142,7 @@ class ClusterTopology:
     def owner(self, key: str) -> int:
         """The port of the primary that serves `key`'s slot now (as a live node sees the cluster)."""
         probe = redis.Redis(port=self.alive()[0].port, socket_timeout=2)
-        slot = probe.cluster_keyslot(key)
+        slot = key_slot(key.encode())
         for start, end, primary, *_ in probe.execute_command("CLUSTER", "SLOTS"):
             if start <= slot <= end:
                 return int(primary[1])

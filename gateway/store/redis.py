@@ -29,6 +29,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from redis._parsers.commands import AsyncCommandsParser
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
@@ -73,8 +74,27 @@ def client(url: str, timeout_s: float) -> Any:
         return sentinel.master_for(target.service, db=target.db, **auth, **bounded())
     if target.kind == "cluster":
         nodes = [ClusterNode(host, port) for host, port in target.nodes]
-        return RedisCluster(startup_nodes=nodes, **auth, **bounded())
+        cluster = RedisCluster(startup_nodes=nodes, **auth, **bounded())
+        cluster.commands_parser = _CommandTable()
+        return cluster
     return Redis.from_url(url, **bounded())
+
+
+_COMMANDS: dict[str, Any] = {}  # the cluster's command table, read once per process
+
+
+class _CommandTable(AsyncCommandsParser):
+    """redis-py's RedisCluster reads the server's whole command table (COMMAND) at every
+    (re)initialization, i.e. after every lost connection: ~50 ms of pure-Python parsing on the event
+    loop each time, which would stall requests all along an outage. It does not change while we run."""
+
+    async def initialize(self, node: Any = None) -> None:
+        if node is not None:
+            self.node = node
+        if not _COMMANDS:
+            await super().initialize(node)
+            _COMMANDS.update(self.commands)
+        self.commands = _COMMANDS
 
 
 async def close_client(redis: Any) -> None:
@@ -123,8 +143,10 @@ class RedisLink:
         if self.redis is None or self.closing or time.monotonic() < self.paused_until:
             return None
         try:
-            # Belt and braces: redis-py's socket timeout does not cover every path (e.g. DNS).
-            async with asyncio.timeout(self.timeout_s * 2):
+            # Belt and braces: redis-py's socket timeout does not cover every path (e.g. DNS). A
+            # cluster's first call also reads the command table (see _CommandTable): it gets a second.
+            first = isinstance(self.redis, RedisCluster) and not _COMMANDS
+            async with asyncio.timeout(max(self.timeout_s * 2, 1.0) if first else self.timeout_s * 2):
                 result = await make_call(self.redis)
         except asyncio.CancelledError:
             raise
