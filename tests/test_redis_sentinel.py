@@ -14,6 +14,8 @@ from gateway.store import Cooldown
 from gateway.store.cooldowns import RedisCooldowns
 from tests.conftest import ADMIN, config_dict, figure, redis_key, wait_for
 from tests.fakes import error
+from tests.test_admin import cli
+from tests.test_doctor import doctor, table
 from tests.topologies import PASSWORD, SERVICE, SentinelTopology, Traffic, poll
 
 
@@ -108,3 +110,16 @@ def test_a_demoted_primary_leads_to_a_fresh_lookup(sentinel):
             await store.close()
 
     asyncio.run(main())
+
+
+def test_the_doctor_and_the_clis_find_the_primary_through_the_sentinels(fakes, sentinel, tmp_path):
+    url = sentinel.url()
+    result = cli("set", "groq", "--seconds", "300", "--reason", "billing", REDIS_URL=url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sentinel.client(sentinel.primary.port).exists(redis_key("cooldown", "groq"))
+    report = doctor(fakes, config_dict(fakes), tmp_path, REDIS_URL=url)
+    assert table(report.stdout)["groq"]["QUOTA"] == "billing", report.stdout
+    shown = url.replace(url[url.index("://") + 3 : url.index("@") + 1], "")
+    assert f"redis: ok ({shown})" in report.stdout
+    output = result.stdout + result.stderr + report.stdout + report.stderr
+    assert PASSWORD not in output and "s3cret" not in output
