@@ -102,3 +102,11 @@ def test_the_clis_refuse_a_bad_url_with_the_forms(tmp_path):
     assert cooldown.returncode == 2 and "redis+sentinel://" in cooldown.stderr, cooldown.stderr
     usage = run_cli(["usage", "--url", ""], env)
     assert usage.returncode == 2 and "a cluster has only db 0" in usage.stderr, usage.stderr
+
+
+def test_the_doctor_reports_a_bad_url_on_its_redis_line():
+    from gateway.doctor import _read_store
+
+    line, active = asyncio.run(_read_store(f"redis+sentinel://:{ESCAPED}@a:26379"))
+    assert line.startswith("redis: unusable REDIS_URL (") and FORMS in line and active is None
+    assert ESCAPED not in line and SECRET not in line
