@@ -104,8 +104,12 @@ async def _in_redis(redis_url: str, args: argparse.Namespace) -> int:
     from gateway.store.redis import safe_url
 
     where = safe_url(redis_url)  # never the password
-    store = RedisCooldowns(redis_url, timeout_s=2.0)  # a person can wait longer than a request
-    store.connect()
+    try:
+        store = RedisCooldowns(redis_url, timeout_s=2.0)  # a person can wait longer than a request
+        store.connect()
+    except ValueError as exc:  # not a Redis URL of any form: the message names them
+        _say(str(exc))
+        return 2
     try:
         now = time.time()
         cooldown = (

@@ -83,15 +83,18 @@ async def _read_store(redis_url: str | None) -> tuple[str, dict[str, Cooldown] |
     from gateway.store.cooldowns import RedisCooldowns
     from gateway.store.redis import safe_url
 
-    store = RedisCooldowns(redis_url, timeout_s=2.0)  # a person can wait longer than a request
     logging.getLogger("gateway.store").setLevel(logging.ERROR)  # the store line says it, once
+    where = safe_url(redis_url)  # never the password
     try:
-        where = safe_url(redis_url)  # never the password
+        store = RedisCooldowns(redis_url, timeout_s=2.0)  # a person can wait longer than a request
+    except ValueError as exc:  # not a Redis URL of any form: the message names them
+        return f"redis: unusable REDIS_URL ({exc})", None
+    try:
         store.connect()  # no sync loop: the doctor only reads
         if not await store.load():
             return f"redis: unreachable ({where}: {store.status().get('last_error', 'no answer')})", None
         return f"redis: ok ({where})", store.active(time.time())
-    except ValueError as exc:  # not a Redis URL at all
+    except ValueError as exc:  # one redis-py refuses (e.g. redis://host:port with no number)
         return f"redis: unusable REDIS_URL ({exc})", None
     finally:
         await store.close()

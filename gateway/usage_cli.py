@@ -129,7 +129,11 @@ def _from_store(config_path: str, width: str, start: int, end: int) -> tuple[lis
         # Opening it would make an empty file, and a table of zeros that reads as "nothing spent".
         _say(f"no usage file at {os.path.abspath(config.usage.path)} (usage.path, relative to here); give --url")
         return 1
-    store = make_usage_store(redis_url, config.usage)
+    try:
+        store = make_usage_store(redis_url, config.usage)
+    except ValueError as exc:  # REDIS_URL of no form: the message names them
+        _say(str(exc))
+        return 2
 
     async def read() -> tuple[list[Row] | None, dict[str, Any]]:
         await store.start()

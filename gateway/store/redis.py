@@ -6,10 +6,13 @@ What any Redis user here (cooldowns now; usage counters and budgets next) builds
   them map to one Redis Cluster slot and any script or transaction over several of them is legal
   there (Cluster refuses one whose keys span slots: CROSSSLOT). The gateway's state is a few
   dozen small keys, so one slot costs nothing.
+- `client()`: the redis-py client `REDIS_URL` names (one server, Sentinel's primary, or a Cluster;
+  see store.redis_url), for everything that connects: bounded timeouts, no client-side retries.
 - `RedisLink`: a client made from `REDIS_URL` whose every call is bounded (a short timeout, no
   client-side retries) and never raises: a failed call answers None. After `max_errors` failures
-  in a row the link stops asking for a while (1 s, doubling to 30 s) and reports itself down;
-  when Redis answers again it says so once, through `on_back`, so its users can resync.
+  in a row the link stops asking for a while (1 s, doubling to 30 s; at most 1 s with Sentinel
+  or Cluster, whose outage ends with a promotion) and reports itself down; when Redis answers
+  again it says so once, through `on_back`, so its users can resync.
 - `WriteBehind`: local changes Redis has not confirmed, newest per key, written by one flusher at
   a time (a hung Redis cannot pile up a task per change) and retried until they land.
 - `Poller`: one loop that calls a sync step every `poll_s`, waiting out the link's pauses.
@@ -25,14 +28,20 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlsplit
 
+from redis._parsers.commands import AsyncCommandsParser
 from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
+
+from gateway.store.redis_url import parse, safe_url
 
 log = logging.getLogger("gateway.store")
 
+# One hash tag on every key: Redis Cluster runs a script or a transaction only when all its keys
+# hash to one slot, and a tag makes the slot depend on it alone. The state is small; one slot is fine.
 TAG = "{gateway}"
 
 
@@ -41,13 +50,63 @@ def key(*parts: str) -> str:
     return ":".join((TAG, *parts))
 
 
-def safe_url(url: str) -> str:
-    """The URL without its password, for logs, health and the doctor."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
+def client(url: str, timeout_s: float) -> Any:
+    """The client `url` names (ValueError, naming the forms, when it names none). It connects lazily.
+
+    Every connection, a sentinel's too, has the same bounded timeouts and no retries: the caller's
+    backoff is the retry. With Sentinel each new connection asks the sentinels for the primary first,
+    so one lost (or refused, or read-only: redis-py drops that connection) leads to a fresh lookup.
+    A cluster client refreshes its slot map after a MOVED or a lost node, on its next call.
+    """
+    target = parse(url)
+
+    def bounded() -> dict[str, Any]:
+        return {
+            "socket_timeout": timeout_s,
+            "socket_connect_timeout": timeout_s,
+            "retry": Retry(NoBackoff(), 0),
+            "health_check_interval": 0,
+        }
+
+    auth = {"username": target.username, "password": target.password}
+    if target.kind == "sentinel":
+        sentinel = Sentinel(list(target.nodes), sentinel_kwargs=bounded())
+        return sentinel.master_for(target.service, db=target.db, **auth, **bounded())
+    if target.kind == "cluster":
+        nodes = [ClusterNode(host, port) for host, port in target.nodes]
+        cluster = RedisCluster(startup_nodes=nodes, **auth, **bounded())
+        cluster.commands_parser = _CommandTable()
+        return cluster
+    return Redis.from_url(url, **bounded())
 
 
-Call = Callable[[Redis], Awaitable[Any]]
+_COMMANDS: dict[str, Any] = {}  # the cluster's command table, read once per process
+
+
+class _CommandTable(AsyncCommandsParser):
+    """redis-py's RedisCluster reads the server's whole command table (COMMAND) at every
+    (re)initialization, i.e. after every lost connection: ~50 ms of pure-Python parsing on the event
+    loop each time, which would stall requests all along an outage. It does not change while we run."""
+
+    async def initialize(self, node: Any = None) -> None:
+        if node is not None:
+            self.node = node
+        if not _COMMANDS:
+            await super().initialize(node)
+            _COMMANDS.update(self.commands)
+        self.commands = _COMMANDS
+
+
+async def close_client(redis: Any) -> None:
+    """Close a client of `client()`, and the sentinels' connections behind it if any."""
+    await redis.aclose()
+    sentinel = getattr(getattr(redis, "connection_pool", None), "sentinel_manager", None)
+    if sentinel is not None:
+        for node in sentinel.sentinels:
+            await node.aclose()
+
+
+Call = Callable[[Any], Awaitable[Any]]
 
 
 class RedisLink:
@@ -57,7 +116,10 @@ class RedisLink:
         self.url = url
         self.timeout_s = timeout_s
         self.max_errors = max_errors
-        self.redis: Redis | None = None
+        # Sentinel or Cluster: an outage ends when a replica is promoted, which nobody announces to
+        # us; each try is a fresh lookup of the primary or the slot map, so try each second.
+        self.max_pause_s = 30.0 if parse(url).kind == "plain" else 1.0  # and a bad URL fails here, at once
+        self.redis: Any = None  # redis-py's Redis, or RedisCluster
         self.state = "starting"  # then "ok" or "down"
         self.last_error = ""
         self.paused_until = 0.0
@@ -69,13 +131,7 @@ class RedisLink:
 
     def connect(self) -> None:
         # Connecting is lazy: a gateway started while Redis is down starts and serves locally.
-        self.redis = Redis.from_url(
-            self.url,
-            socket_timeout=self.timeout_s,
-            socket_connect_timeout=self.timeout_s,
-            retry=Retry(NoBackoff(), 0),
-            health_check_interval=0,
-        )
+        self.redis = client(self.url, self.timeout_s)
 
     def script(self, source: str) -> Any:
         """A Lua script, sent by its digest (and loaded on first use)."""
@@ -87,8 +143,10 @@ class RedisLink:
         if self.redis is None or self.closing or time.monotonic() < self.paused_until:
             return None
         try:
-            # Belt and braces: redis-py's socket timeout does not cover every path (e.g. DNS).
-            async with asyncio.timeout(self.timeout_s * 2):
+            # Belt and braces: redis-py's socket timeout does not cover every path (e.g. DNS). A
+            # cluster's first call also reads the command table (see _CommandTable): it gets a second.
+            first = isinstance(self.redis, RedisCluster) and not _COMMANDS
+            async with asyncio.timeout(max(self.timeout_s * 2, 1.0) if first else self.timeout_s * 2):
                 result = await make_call(self.redis)
         except asyncio.CancelledError:
             raise
@@ -120,7 +178,7 @@ class RedisLink:
                 log.warning("redis unavailable (%s); using the local view", self.last_error)
             self.state = "down"
             self.paused_until = time.monotonic() + self._pause_s
-            self._pause_s = min(self._pause_s * 2, 30.0)
+            self._pause_s = min(self._pause_s * 2, self.max_pause_s)
 
     def status(self) -> dict[str, Any]:
         status: dict[str, Any] = {"state": self.state, "url": safe_url(self.url)}
@@ -132,7 +190,7 @@ class RedisLink:
         self.closing = True
         if self.redis is not None:
             with contextlib.suppress(Exception):
-                await self.redis.aclose()
+                await close_client(self.redis)
 
 
 GONE = object()  # not pending
