@@ -179,13 +179,17 @@ def serve_command(args: argparse.Namespace) -> int:
     from gateway.web.app import Gateway
     from gateway.web.drain import DrainingServer
 
-    app = Gateway(
-        config,
-        os.environ.get("REDIS_URL") or None,
-        os.environ.get("GATEWAY_ADMIN_KEY") or None,
-        config_path=args.config,
-        request_log=RequestLog() if args.request_log == "stdout" else RequestLog(None),
-    )
+    try:
+        app = Gateway(
+            config,
+            os.environ.get("REDIS_URL") or None,
+            os.environ.get("GATEWAY_ADMIN_KEY") or None,
+            config_path=args.config,
+            request_log=RequestLog() if args.request_log == "stdout" else RequestLog(None),
+        )
+    except ValueError as exc:  # a REDIS_URL of no known form: its message names the forms, never a password
+        print(f"gateway: unusable REDIS_URL: {exc}", file=sys.stderr)
+        return 2
     # Missing keys, like every other reason a provider cannot serve, are in the one table the start-up
     # checks log a moment later: one block that says what to fix, not a warning per provider first.
     _fit_open_files(config.limits)

@@ -102,6 +102,14 @@ def test_the_clis_refuse_a_bad_url_with_the_forms(tmp_path):
     assert cooldown.returncode == 2 and "redis+sentinel://" in cooldown.stderr, cooldown.stderr
     usage = run_cli(["usage", "--url", ""], env)
     assert usage.returncode == 2 and "a cluster has only db 0" in usage.stderr, usage.stderr
+    config = tmp_path / "providers.yaml"
+    config.write_text(
+        "providers:\n  - {name: ollama, flavor: ollama, base_url: 'http://127.0.0.1:9/v1', models: {m: m}}\n"
+    )
+    bad = {**env, "REDIS_URL": f"redis+sentinel://:{ESCAPED}@a:26379"}  # no service named: refused at start
+    serve = run_cli(["serve", "--config", str(config), "--port", "9"], bad)
+    assert serve.returncode == 2 and "Traceback" not in serve.stderr and FORMS in serve.stderr, serve.stderr
+    assert ESCAPED not in serve.stderr and SECRET not in serve.stderr
 
 
 def test_the_doctor_reports_a_bad_url_on_its_redis_line():
