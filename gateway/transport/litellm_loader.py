@@ -17,6 +17,8 @@ import time
 import warnings
 from typing import Any
 
+from gateway import heap
+
 log = logging.getLogger("gateway.litellm")
 
 
@@ -63,6 +65,7 @@ class _Loader:
             litellm.DEFAULT_MAX_RETRIES = 0
             self.module = litellm
             log.warning("litellm loaded in %.1f s: its providers can serve", time.perf_counter() - started)
+            heap.settle(collect=False)  # its modules live as long as the process, too
         except BaseException as exc:  # whatever it is, the provider says it; the gateway serves on
             self.error = f"litellm could not be imported ({type(exc).__name__}: {exc})"
             log.error("%s: its providers cannot serve", self.error)

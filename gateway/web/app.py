@@ -31,7 +31,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
-from gateway import checks
+from gateway import checks, heap
 from gateway.accounting import make_usage_store
 from gateway.accounting.ledger import Ledger
 from gateway.accounting.meter import Meter
@@ -180,6 +180,7 @@ class Gateway:
         await self.store.start()
         await self.ledger.start()
         self._start_checks()
+        heap.settle()  # what start-up made lives as long as the process: out of the collector's way
         # Signals reach only the main thread; a gateway embedded in a test thread reloads by admin call.
         on_signal = self.config_path is not None and threading.current_thread() is threading.main_thread()
         if on_signal:
