@@ -1,4 +1,6 @@
-"""A fast mock upstream for streamed answers: `"model": "sse-N"` gets N content chunks, then [DONE].
+"""A fast mock upstream for streamed answers: `"model": "sse-N"` gets N content chunks, then [DONE];
+`"cut-N"` gets N chunks, then the connection is dropped; `"toolarge"` gets OpenAI's 429 "Request too
+large" (one request over the per-minute budget: it fails over and benches nothing), for the soak.
 
 Plain asyncio (uvloop when present) over HTTP/1.1 keep-alive with chunked encoding, one write per
 SSE event, so that a proxy in front of it sees chunks arrive separately as from a real provider.
@@ -57,6 +59,18 @@ _FINISH = (
 )
 
 
+_TOO_LARGE = json.dumps(
+    {
+        "error": {
+            "message": "Request too large for gpt-4o-mini on tokens per min (TPM): Limit 200000, Requested 250000.",
+            "type": "tokens",
+            "param": None,
+            "code": "rate_limit_exceeded",
+        }
+    }
+).encode()
+
+
 def _chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
@@ -70,6 +84,12 @@ async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
                 if line[:15].lower() == b"content-length:":
                     length = int(line[15:])
             body = json.loads(await reader.readexactly(length)) if length else {}
+            if body.get("model") == "toolarge":
+                writer.write(
+                    b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+                    % (len(_TOO_LARGE), _TOO_LARGE)
+                )
+                continue
             if not body.get("stream"):
                 writer.write(
                     b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
@@ -81,6 +101,9 @@ async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             for _ in range(count):
                 writer.write(_chunk(_CHUNK))
                 await writer.drain()
+            if str(body.get("model", "")).startswith("cut-"):
+                writer.transport.abort()
+                return
             writer.write(_chunk(_FINISH) + _chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
             await writer.drain()
     except (asyncio.IncompleteReadError, ConnectionError):
