@@ -134,6 +134,7 @@ class Run:
     p50_ms: float
     p99_ms: float
     cpu_ms_per_request: float | None
+    max_ms: float | None = None  # the slowest request of the run (wrk's Latency Max)
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}
@@ -186,6 +187,7 @@ def wrk(target: Target, body: dict, concurrency: int, seconds: float, scenario: 
         p50_ms=_ms(m.group(1) if (m := re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE)) else ""),
         p99_ms=_ms(m.group(1) if (m := re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE)) else ""),
         cpu_ms_per_request=(cpu * 1000 / requests) if cpu is not None and requests else None,
+        max_ms=_ms(m.group(1) if (m := re.search(r"^\s+Latency\s+\S+\s+\S+\s+(\S+)", out, re.MULTILINE)) else ""),
     )
 
 
@@ -558,15 +560,18 @@ def summarize(results: dict) -> str:
         f"python {platform.python_version()}; date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
         f"medians of {min(len(g) for g in groups.values())} interleaved runs or more",
         "",
-        "| target | scenario | c | req/s | p50 ms | p99 ms | CPU ms/req (min-max) | errors |",
-        "|---|---|---|---|---|---|---|---|",
+        "| target | scenario | c | req/s | p50 ms | p99 ms | max ms | p99/p50 | CPU ms/req (min-max) | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, group in groups.items():
         cpus = [r["cpu_ms_per_request"] for r in group if r["cpu_ms_per_request"] is not None]
         cpu = f"{statistics.median(cpus):.3f} ({min(cpus):.3f}-{max(cpus):.3f})" if cpus else "-"
+        p50, p99 = median(key, "p50_ms"), median(key, "p99_ms")
+        slowest = max((r["max_ms"] for r in group if r.get("max_ms") is not None), default=None)
         lines.append(
-            f"| {key[0]} | {key[1]} | {key[2]} | {median(key, 'rps'):.0f} | {median(key, 'p50_ms'):.2f} "
-            f"| {median(key, 'p99_ms'):.2f} | {cpu} | {sum(r['errors'] for r in group)} |"
+            f"| {key[0]} | {key[1]} | {key[2]} | {median(key, 'rps'):.0f} | {p50:.2f} | {p99:.2f} "
+            f"| {f'{slowest:.2f}' if slowest is not None else '-'} | {p99 / p50:.1f} | {cpu} "
+            f"| {sum(r['errors'] for r in group)} |"
         )
 
     def cpu(target: str, scenario: str, c: int = 16) -> float | None:
