@@ -18,7 +18,7 @@ import orjson
 from fastapi import FastAPI, Request, Response
 
 from gateway.accounting.usage import UNSERVED
-from gateway.web.usage_api import log, reader, refused, unreadable
+from gateway.web.usage_api import read_store, reader, refused
 
 PATHS = ("/dashboard/session", "/dashboard/traffic", "/dashboard/failovers", "/dashboard/keys")
 SERVED_PATHS = frozenset(prefix + path for path in PATHS for prefix in ("/v1", ""))
@@ -33,21 +33,13 @@ def _json(status: int, doc: Any) -> Response:
 def add_dashboard_api(api: FastAPI, gateway: Any) -> None:
     """`gateway` as for the usage API, plus `router` (its providers, in order)."""
 
-    async def read(request: Request, read_store: Any) -> tuple[str | None, Any] | Response:
-        """(own key name or None for the admin, what `read_store(store)` read), or the error to answer."""
+    async def read(request: Request, read_from: Any) -> tuple[str | None, Any] | Response:
+        """(own key name or None for the admin, what `read_from(store)` read), or the error to answer."""
         allowed, own = reader(gateway, request)
         if not allowed:
             return refused(gateway)
-        store = gateway.usage_store
-        try:
-            found = await read_store(store)
-        except Exception:  # a store's bug must read as "unavailable", not as a 500 with no words
-            log.exception("reading the dashboard's usage failed")
-            found = None
-        if found is None:
-            status = store.status()
-            return unreadable(gateway, f"the {status.get('backend', 'usage')} store is {status.get('state', 'down')}")
-        return own, found
+        found = await read_store(gateway, read_from)
+        return found if isinstance(found, Response) else (own, found)
 
     @api.get("/v1/dashboard/session", include_in_schema=False)
     @api.get("/dashboard/session", include_in_schema=False)

@@ -167,9 +167,7 @@ def _draining_ends(edge: Edge) -> asyncio.Task[Any]:
 
 def _ended_by_drain(edge: Edge, task: asyncio.Task[Any]) -> bool:
     """Whether a cancel is the drain's deadline (then it is absorbed here), not a client or a shutdown's."""
-    if not edge.drain.ending or task.uncancel() > 0:
-        return False
-    return True
+    return edge.drain.ending and task.uncancel() == 0
 
 
 def served_by(name: str) -> tuple[bytes, bytes]:

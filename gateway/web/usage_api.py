@@ -17,6 +17,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -72,6 +73,22 @@ def unreadable(gateway: Any, why: str) -> Response:
     return _json(503, error_body(503, message, code="usage_store_unavailable"))
 
 
+async def read_store(gateway: Any, read: Callable[[Any], Awaitable[Any]]) -> Any:
+    """What `read(store)` answers, or the 503 to send when the store cannot be read now."""
+    store = gateway.usage_store
+    if store is None:
+        return unreadable(gateway, "this gateway keeps no usage store")
+    try:
+        found = await read(store)
+    except Exception:  # a store's bug must read as "unavailable", not as a 500 with no words
+        log.exception("reading usage failed")
+        found = None
+    if found is None:
+        status = store.status()
+        return unreadable(gateway, f"the {status.get('backend', 'usage')} store is {status.get('state', 'down')}")
+    return found
+
+
 def add_usage_routes(api: FastAPI, gateway: Any) -> None:
     """`gateway` has `usage_store` (a UsageStore), `admin_key` (str | None) and `keys` (ClientKeys | None),
     read on every request so that a reload's new key list applies at once."""
@@ -84,17 +101,9 @@ def add_usage_routes(api: FastAPI, gateway: Any) -> None:
             query = parse_query(kind, request.query_params.multi_items(), time.time())
         except QueryError as exc:
             return _json(400, error_body(400, exc.message, param=exc.param, code="invalid_value"))
-        store = gateway.usage_store
-        if store is None:
-            return unreadable(gateway, "this gateway keeps no usage store")
-        try:
-            rows = await store.rows(*query.window())
-        except Exception:  # a store's bug must read as "unavailable", not as a 500 with no words
-            log.exception("reading usage failed")
-            rows = None
-        if rows is None:
-            status = store.status()
-            return unreadable(gateway, f"the {status.get('backend', 'usage')} store is {status.get('state', 'down')}")
+        rows = await read_store(gateway, lambda store: store.rows(*query.window()))
+        if isinstance(rows, Response):
+            return rows
         if own is not None:  # a gateway key sees its own requests only
             rows = [row for row in rows if row[1][0] == own]
         page = costs_page(query, rows) if kind == "costs" else usage_page(query, rows)
