@@ -208,17 +208,20 @@ def start_gateway(provider_keys: dict[str, str]) -> Iterator[Callable[..., Runni
     running: list[tuple[_Server, threading.Thread]] = []
 
     def start(
-        config: dict[str, Any], redis_url: str | None = None, admin_key: str | None = None, config_path: Any = None
+        config: dict[str, Any],
+        redis_url: str | None = None,
+        admin_key: str | None = None,
+        config_path: Any = None,
+        our_protocol: bool = True,  # False: uvicorn's own, as for the app embedded in another server
     ) -> RunningGateway:
         log: list[bytes] = []
         config_model = Config.model_validate(config)
         app = Gateway(config_model, redis_url, admin_key, config_path=config_path, request_log=RequestLog(log.append))
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
+        http = app.http_protocol() if our_protocol else "httptools"
         server = _Server(
-            uvicorn.Config(
-                app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2, http=app.http_protocol()
-            )
+            uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2, http=http)
         )
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()

@@ -257,6 +257,15 @@ def test_client_that_leaves_cancels_the_upstream_call(gateway, fakes):
     assert gateway.provider("openai")["state"] == "available"
 
 
+def test_under_another_server_a_client_that_leaves_still_cancels_the_upstream_call(fakes, start_gateway):
+    # Without our protocol's disconnect hook, the app watches `receive()` for the disconnect itself.
+    gateway = start_gateway(config_dict(fakes), our_protocol=False)
+    fakes["openai"].script(Reply(hang=True))
+    post_and_leave(gateway.url, {"model": "gpt-4o-mini", "messages": MESSAGES}, fakes["openai"])
+    assert fakes["openai"].disconnected.wait(5), "upstream still open after the client left"
+    assert gateway.line(1)["outcome"] == "client_gone"
+
+
 def test_a_last_resort_provider_is_never_benched_and_always_tried_last(fakes, start_gateway):
     config = config_dict(fakes, order=("ollama", "openai", "groq"))
     config["providers"][0]["last_resort"] = True  # first in the file, still tried last

@@ -152,7 +152,7 @@ class Edge:
             self.meter.admit(trace, scope.get(KEY_SCOPE), endpoint, body)
         except Exception as exc:
             return await self.fail(send, exc, trace)
-        watch = ClientWatch(receive)
+        watch = ClientWatch(receive, scope)
         try:
             if endpoint.streams(body):
                 trace.stream = True

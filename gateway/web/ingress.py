@@ -11,6 +11,8 @@ applies them):
 - `max_head_bytes` and `max_headers`: past either, a 431;
 - `max_connections`: past it, a new connection gets a 503 and is closed at once.
 
+It also tells the app when a request's client leaves (web.client_watch's DisconnectHook).
+
 Each refusal is an OpenAI-shaped JSON error with `connection: close`. One timer per connection
 serves both deadlines and is re-armed lazily, so a request pays a few attribute stores, not a timer.
 The cap on requests in flight is the app's (web.app), since only it knows a request is done.
@@ -26,6 +28,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.settings import Limits
+from gateway.web.client_watch import DISCONNECT_HOOK, DisconnectHook
 from gateway.web.wire import error_body
 
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large", 503: b"Service Unavailable"}
@@ -134,7 +137,12 @@ def guarded_protocol(limits: Callable[[], Limits]) -> type[HttpToolsProtocol]:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
+            cycle = self.cycle
             _base.connection_lost(self, exc)
+            if cycle is not None and not cycle.response_complete:  # its client left mid-request: say so
+                hook = cycle.scope.get(DISCONNECT_HOOK)
+                if hook is not None and hook.callback is not None:
+                    hook.callback()
 
         def data_received(self, data: bytes) -> None:
             if self._waiting_for is not _HEAD:  # the usual case: a whole request in one read
@@ -164,6 +172,8 @@ def guarded_protocol(limits: Callable[[], Limits]) -> type[HttpToolsProtocol]:
                 raise _Refused
             self._waiting_for = _BODY  # until the body is complete (the timer reads cycle.more_body)
             self._deadline_in(self._body_timeout)
+            # The app's ClientWatch hangs its callback here: told of a lost connection without a task.
+            self.scope[DISCONNECT_HOOK] = DisconnectHook()
             _base.on_headers_complete(self)
 
     return GuardedProtocol
