@@ -86,7 +86,13 @@ class GatewayProcess:
     """`python -m gateway serve` as a child process, the way users run it."""
 
     # No settle window by default: no load balancer watches a test's gateway, and every stop would wait it.
-    def __init__(self, config_path: Path, env: dict[str, str], args: Sequence[str] = ("--drain-settle-s", "0")) -> None:
+    def __init__(
+        self,
+        config_path: Path,
+        env: dict[str, str],
+        args: Sequence[str] = ("--drain-settle-s", "0"),
+        module: str = "gateway",  # or a module that runs gateway.cli.main under a probe (tests.gc_probe)
+    ) -> None:
         self.config_path = config_path
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -94,7 +100,7 @@ class GatewayProcess:
             [
                 sys.executable,
                 "-m",
-                "gateway",
+                module,
                 "serve",
                 "--config",
                 str(config_path),
