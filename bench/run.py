@@ -377,6 +377,14 @@ class Bench:
         )
         return Target(name, f"http://127.0.0.1:{port}/v1", [proc.pid]), ready - started
 
+    def start_stack_floor(self) -> Target:
+        """bench/stack_floor.py: the gateway's libraries relaying to the mock, without the gateway."""
+        port = free_port()
+        upstream = f"http://127.0.0.1:{self.mock_port}/v1"
+        proc = self.spawn([sys.executable, str(BENCH / "stack_floor.py"), str(port), upstream], PROXY_CPU, cwd=ROOT)
+        wait_until_200(f"http://127.0.0.1:{port}/v1/chat/completions", {"model": "gpt-4o-mini"})
+        return Target("stack", f"http://127.0.0.1:{port}/v1", [proc.pid])
+
     def start_litellm(self) -> tuple[Target, float] | None:
         exe = BENCH / ".venv-litellm" / "bin" / "litellm"
         if not exe.exists():
@@ -491,7 +499,8 @@ class Bench:
             redis=False,
         )
         direct = Target("direct", f"http://127.0.0.1:{self.mock_port}/v1", [])
-        targets = [direct, Target("nginx", f"http://127.0.0.1:{self.floor_port}/v1", [self.floor.pid]), gateway]
+        targets = [direct, Target("nginx", f"http://127.0.0.1:{self.floor_port}/v1", [self.floor.pid])]
+        targets += [self.start_stack_floor(), gateway]
         sse_targets = [
             Target("direct", f"http://127.0.0.1:{self.sse_port}/v1", []),
             Target("nginx", f"http://127.0.0.1:{self.floor_port}/sse/v1", [self.floor.pid]),
@@ -579,6 +588,8 @@ def summarize(results: dict) -> str:
 
     gw, floor, lite = cpu("gateway", "chat"), cpu("nginx", "chat"), cpu("litellm", "chat")
     line = f"gateway CPU per request (c=16): {gw:.3f} ms; nginx floor {floor:.3f} ms ({gw / floor:.1f}x the floor)"
+    if (stack := cpu("stack", "chat")) is not None:
+        line += f"; uvicorn + aiohttp alone {stack:.3f} ms ({stack / floor:.1f}x), the gateway's work {gw - stack:.3f}"
     if lite:
         line += f"; LiteLLM {lite:.3f} ms ({lite / gw:.0f}x the gateway)"
     lines += ["", line]
