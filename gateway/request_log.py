@@ -173,10 +173,11 @@ class RequestLog:
         return line
 
 
-def failover_entry(trace: Trace) -> bytes:
-    """A request that skipped a provider, for the dashboard's recent failovers: the facts of its log line."""
+def failover_entry(trace: Trace, ended: float) -> bytes:
+    """A request that skipped a provider, for the dashboard's recent failovers: the facts of its log line.
+    Made when its batch of usage leaves, from the finished trace; `ended` is when it ended (epoch s)."""
     entry = {
-        "ts": round(time.time(), 3),
+        "ts": round(ended, 3),
         "request_id": trace.request_id.decode(),
         "endpoint": trace.endpoint,
         "model": trace.model[:200] if isinstance(trace.model, str) else None,

@@ -18,6 +18,7 @@ import contextlib
 import functools
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -45,10 +46,17 @@ class Batch:
     usage: dict[tuple[int, Dims], list[int]] = field(default_factory=dict)  # (minute, dims) -> COUNTERS
     spend: dict[SpendKey, int] = field(default_factory=dict)  # nano-dollars
     rates: dict[RateKey, list[int]] = field(default_factory=dict)  # [requests, tokens]
-    failovers: list[bytes] = field(default_factory=list)  # JSON of requests that skipped a provider, oldest first
+    # Requests that skipped a provider, oldest first, the last RECENT_FAILOVERS: each noted as how to make
+    # its JSON, made only when the batch is sealed to leave (under load most are dropped, never made).
+    noted: deque[Callable[[], bytes]] = field(default_factory=lambda: deque(maxlen=RECENT_FAILOVERS))
+    failovers: list[bytes] = field(default_factory=list)  # their JSON, once sealed
 
     def empty(self) -> bool:
-        return not (self.usage or self.spend or self.rates or self.failovers)
+        return not (self.usage or self.spend or self.rates or self.noted or self.failovers)
+
+    def seal(self) -> None:
+        self.failovers += [entry() for entry in self.noted]
+        self.noted.clear()
 
 
 @dataclass
@@ -123,12 +131,9 @@ class Ledger:
         counters = self._counters(minute, dims)
         counters[9] += 1
 
-    def note_failover(self, entry: bytes) -> None:
-        """A request that skipped a provider, as JSON: kept for the dashboard's recent failovers."""
-        failovers = self._pending.failovers
-        failovers.append(entry)
-        if len(failovers) > RECENT_FAILOVERS:  # while the store is away: only the last ones matter
-            del failovers[0]
+    def note_failover(self, entry: Callable[[], bytes]) -> None:
+        """A request that skipped a provider, for the dashboard's recent failovers: `entry()` makes its JSON."""
+        self._pending.noted.append(entry)  # past RECENT_FAILOVERS the oldest goes: only the last ones are kept
 
     def _counters(self, minute: int, dims: Dims) -> list[int]:
         usage = self._pending.usage
@@ -253,6 +258,7 @@ class Ledger:
         if self._pending.empty():
             return True
         self._in_transit, self._pending = self._pending, Batch(self._next_id())
+        self._in_transit.seal()
         self.on_batch(self._in_transit)
         return await self._send(self._in_transit)
 

@@ -14,6 +14,7 @@ Both run on the request path: dict work only, no I/O.
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from gateway.accounting.ledger import Batch, Ledger
@@ -160,7 +161,7 @@ class Meter:
                 model = trace.model if isinstance(trace.model, str) else ""
                 self.ledger.count_unserved(int(time.time() // 60), _dims(trace, UNSERVED, model, ""))
             if trace.attempts:
-                self.ledger.note_failover(failover_entry(trace))
+                self.ledger.note_failover(partial(failover_entry, trace, time.time()))
             return
         tokens = tokens_of(trace.usage)
         if tokens is None:
@@ -181,7 +182,7 @@ class Meter:
         failover, error = self._failed_over(trace, provider), trace.outcome in _SERVED_ERRORS
         self.ledger.add(int(time.time() // 60), dims, tokens, cost, trace.estimated, rated, failover, error)
         if failover:
-            self.ledger.note_failover(failover_entry(trace))
+            self.ledger.note_failover(partial(failover_entry, trace, time.time()))
         trace.cost_nano = cost[0] + cost[1] if cost is not None else None
         if provider.config.budget is not None and cost is not None:
             self._check(provider, time.time())
