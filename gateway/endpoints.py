@@ -46,7 +46,6 @@ class Unsuited:
 
     reason: str  # the skip's word in logs and metrics: unsupported_format, unsupported_voice
     why: str  # in the client's message: "produces only wav"
-    param: str  # the request field it is about
 
 
 Fit = Callable[[Provider, dict[str, Any]], "dict[str, Any] | Unsuited"]
@@ -184,7 +183,7 @@ def fit_speech(provider: Provider, body: dict[str, Any]) -> dict[str, Any] | Uns
     formats = provider.speech_formats
     if form not in formats:
         produces = ", ".join(f for f in SPEECH_FORMATS if f in formats)
-        return Unsuited("unsupported_format", f"produces only {produces} (asked for {form})", "response_format")
+        return Unsuited("unsupported_format", f"produces only {produces} (asked for {form})")
     voices = provider.config.voices
     voice = body["voice"]
     if voices is None:
@@ -194,7 +193,7 @@ def fit_speech(provider: Provider, body: dict[str, Any]) -> dict[str, Any] | Uns
         mapped = voices.get("default")
         if mapped is None:
             asked = voice if isinstance(voice, str) else voice.get("id")
-            return Unsuited("unsupported_voice", f"maps no voice '{asked}' and has no default voice", "voice")
+            return Unsuited("unsupported_voice", f"maps no voice '{asked}' and has no default voice")
     return {"voice": mapped}
 
 

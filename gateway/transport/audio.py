@@ -44,17 +44,12 @@ class ByteStream:
     async def events(self) -> AsyncIterator[bytes]:
         """The rest of the body as it comes; ProviderFailed if it breaks, or stalls longer than the deadline."""
         read = self._read
-        watchdog = StallWatchdog(asyncio.get_running_loop(), self._total_s)
         try:
-            while piece := await read():
-                watchdog.fed()
-                watchdog.pause()  # a slow client is not a stalled upstream
-                yield piece
-                watchdog.resume()
-        except asyncio.CancelledError:
-            if watchdog.fired():
-                raise ProviderFailed.transient(f"audio stalled for more than {self._total_s:g} s") from None
-            raise
+            with StallWatchdog(asyncio.get_running_loop(), self._total_s, "audio") as watchdog:
+                while piece := await read():
+                    watchdog.fed()
+                    watchdog.pause()  # a slow client is not a stalled upstream
+                    yield piece
+                    watchdog.resume()
         finally:
-            watchdog.stop()
             self.close()

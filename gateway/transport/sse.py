@@ -131,15 +131,17 @@ class StallWatchdog:
     """Cancels the current task when no data event has arrived for `limit_s`.
 
     Cheaper than rescheduling an `asyncio.timeout` on every chunk (which cost a quarter of the
-    relay's CPU): a chunk only stamps the time, and the one timer re-arms itself lazily.
+    relay's CPU): a chunk only stamps the time, and the one timer re-arms itself lazily. Used as a
+    context manager around a relay's reads: on leaving, its timer stops, and its own cancel becomes
+    the stream's failure ("<what> stalled"); any other cancel goes on as it came.
     """
 
-    __slots__ = ("_fired", "_handle", "_last", "_limit_s", "_loop", "_paused_at", "_task")
+    __slots__ = ("_fired", "_handle", "_last", "_limit_s", "_loop", "_paused_at", "_task", "_what")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, limit_s: float) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, limit_s: float, what: str = "stream") -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._loop, self._task, self._limit_s = loop, task, limit_s
+        self._loop, self._task, self._limit_s, self._what = loop, task, limit_s, what
         self._fired = False
         self._paused_at: float | None = None
         self._last = loop.time()
@@ -174,6 +176,14 @@ class StallWatchdog:
 
     def stop(self) -> None:
         self._handle.cancel()
+
+    def __enter__(self) -> StallWatchdog:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        self.stop()
+        if kind is not None and issubclass(kind, asyncio.CancelledError) and self.fired():
+            raise ProviderFailed.transient(f"{self._what} stalled for more than {self._limit_s:g} s") from None
 
 
 class SseStream:
@@ -210,31 +220,26 @@ class SseStream:
         """
         buffer, self._rest = self._rest, b""
         read = self._read
-        watchdog = StallWatchdog(asyncio.get_running_loop(), self._total_s)
         try:
-            while True:
-                end = buffer.rfind(b"\n\n")
-                if end >= 0:
-                    complete, buffer = buffer[: end + 2], buffer[end + 2 :]
-                    good, outcome = self._scan(complete, watchdog)
-                    if good:
-                        watchdog.pause()  # a slow client is not a stalled upstream
-                        yield good
-                        watchdog.resume()
-                    if outcome is not None:
-                        if outcome is _DONE:
-                            return
-                        raise outcome
-                chunk = await read()
-                if not chunk:
-                    raise ProviderFailed.transient("stream ended without [DONE]")
-                buffer = _append(buffer, chunk)
-        except asyncio.CancelledError:
-            if watchdog.fired():
-                raise ProviderFailed.transient(f"stream stalled for more than {self._total_s:g} s") from None
-            raise
+            with StallWatchdog(asyncio.get_running_loop(), self._total_s) as watchdog:
+                while True:
+                    end = buffer.rfind(b"\n\n")
+                    if end >= 0:
+                        complete, buffer = buffer[: end + 2], buffer[end + 2 :]
+                        good, outcome = self._scan(complete, watchdog)
+                        if good:
+                            watchdog.pause()  # a slow client is not a stalled upstream
+                            yield good
+                            watchdog.resume()
+                        if outcome is not None:
+                            if outcome is _DONE:
+                                return
+                            raise outcome
+                    chunk = await read()
+                    if not chunk:
+                        raise ProviderFailed.transient("stream ended without [DONE]")
+                    buffer = _append(buffer, chunk)
         finally:
-            watchdog.stop()
             self.close()
 
     def _scan(self, complete: bytes, watchdog: StallWatchdog) -> tuple[bytes, Any]:

@@ -259,27 +259,23 @@ class LitellmStream:
 
     async def events(self) -> AsyncIterator[bytes]:
         """The rest, then `[DONE]`; ProviderFailed when litellm raises or no chunk comes for `total_s`."""
-        watchdog = StallWatchdog(asyncio.get_running_loop(), self._total_s)
-        try:
-            async for chunk in self._upstream:
-                watchdog.fed()
-                if event := self._event(chunk):
-                    watchdog.pause()  # a slow client is not a stalled upstream
-                    yield event
-                    watchdog.resume()
-            watchdog.pause()
-            yield _DONE
-        except asyncio.CancelledError:
-            if watchdog.fired():
-                raise ProviderFailed.transient(f"stream stalled for more than {self._total_s:g} s") from None
-            raise
-        except Exception as exc:
-            failed = _failure(self._provider, exc)
-            # Too late to relay a status: whatever it was, it ends the stream as the provider's failure.
-            raise (failed if isinstance(failed, ProviderFailed) else ProviderFailed(failed.failure)) from exc
-        finally:
-            watchdog.stop()
-            self.close()
+        # The watchdog outside the try: its stall, a ProviderFailed, is not litellm's exception to map.
+        with StallWatchdog(asyncio.get_running_loop(), self._total_s) as watchdog:
+            try:
+                async for chunk in self._upstream:
+                    watchdog.fed()
+                    if event := self._event(chunk):
+                        watchdog.pause()  # a slow client is not a stalled upstream
+                        yield event
+                        watchdog.resume()
+                watchdog.pause()
+                yield _DONE
+            except Exception as exc:
+                failed = _failure(self._provider, exc)
+                # Too late to relay a status: whatever it was, it ends the stream as the provider's failure.
+                raise (failed if isinstance(failed, ProviderFailed) else ProviderFailed(failed.failure)) from exc
+            finally:
+                self.close()
 
     def close(self) -> None:
         if not self._closed:
